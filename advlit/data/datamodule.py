@@ -1,0 +1,126 @@
+"""MNIST LightningDataModule: tensors on the training device, batched augmentation."""
+
+import torch
+from lightning.pytorch import LightningDataModule
+from typing_extensions import override
+
+from advlit.data.augment import Augment
+from advlit.data.batches import TensorBatches
+from advlit.data.mnist import download_mnist, load_mnist
+from advlit.errors import ConfigError
+
+
+class MNISTDataModule(LightningDataModule):
+    """MNIST train (60k) and test (10k) sets kept as tensors on the training device.
+
+    Validation and test use MNIST's official 10k test set, as in the paper.
+
+    Args:
+        data_dir: folder that holds (or receives) ``MNIST/raw/``.
+        download: download MNIST in ``prepare_data`` when the files are missing.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation and test.
+        augment: apply the paper's augmentation to the clean training images.
+        rotate_degrees: largest rotation angle.
+        translate_px: largest shift in pixels on each axis.
+        erase_p: probability of random erasing.
+        erase_max_area: largest erased fraction of the image.
+        seed: seed of the shuffling and of the augmentation.
+        train_limit: keep only the first ``train_limit`` training images (None: all).
+        test_limit: keep only the first ``test_limit`` test images (None: all).
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        download: bool = True,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        augment: bool = True,
+        rotate_degrees: float = 20.0,
+        translate_px: float = 6.0,
+        erase_p: float = 0.5,
+        erase_max_area: float = 0.3,
+        seed: int = 0,
+        train_limit: int | None = None,
+        test_limit: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ConfigError(f"{name}={value} must be >= 1")
+        for name, value in (("train_limit", train_limit), ("test_limit", test_limit)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name}={value} must be >= 1 or null (all images)")
+        self.augmenter = Augment(rotate_degrees, translate_px, erase_p, erase_max_area)
+        self.save_hyperparameters()
+        self.train_x = self.train_y = self.test_x = self.test_y = None
+
+    @override
+    def prepare_data(self) -> None:
+        if self.hparams.download:
+            download_mnist(self.hparams.data_dir)
+
+    @property
+    def device(self) -> torch.device:
+        """The training device (the CPU when used without a Trainer)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    @override
+    def setup(self, stage: str) -> None:
+        if self.train_x is not None:
+            return
+        hp = self.hparams
+        train_x, train_y = load_mnist(hp.data_dir, train=True)
+        test_x, test_y = load_mnist(hp.data_dir, train=False)
+        self.train_x, self.train_y = train_x[: hp.train_limit].to(self.device), train_y[: hp.train_limit].to(self.device)
+        self.test_x, self.test_y = test_x[: hp.test_limit].to(self.device), test_y[: hp.test_limit].to(self.device)
+
+    def _ranks(self) -> dict[str, int]:
+        if self.trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training set as ``(x, y, clean)``; ``clean`` marks the images to augment."""
+        clean = torch.ones_like(self.train_y, dtype=torch.bool)
+        return self.train_x, self.train_y, clean
+
+    @override
+    def train_dataloader(self) -> TensorBatches:
+        return TensorBatches(
+            self.train_tensors(),
+            self.hparams.batch_size,
+            shuffle=True,
+            seed=self.hparams.seed,
+            epoch_fn=self._epoch,
+            equal_shards=True,
+            with_seed=True,
+            **self._ranks(),
+        )
+
+    @override
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches((self.test_x, self.test_y), self.hparams.eval_batch_size, **self._ranks())
+
+    @override
+    def test_dataloader(self) -> TensorBatches:
+        return self.val_dataloader()
+
+    @override
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment the clean images of a training batch; adversarial ones pass unchanged."""
+        if len(batch) == 2:
+            return batch
+        x, y, clean, seed = batch
+        if self.hparams.augment and clean.any():
+            generator = torch.Generator(device=x.device).manual_seed(seed)
+            if clean.all():
+                x = self.augmenter(x, generator)
+            else:
+                x = x.clone()
+                x[clean] = self.augmenter(x[clean], generator)
+        return x, y

@@ -1,0 +1,66 @@
+"""The one LightningModule: an MNIST classifier around LeNet5 or ResNet18."""
+
+from typing import Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+from torch.nn import functional as F
+from torchmetrics.classification import MulticlassAccuracy
+
+from advlit.models.lenet5 import LeNet5
+from advlit.models.resnet18 import ResNet18
+
+ArchName = Literal["lenet5", "resnet18"]
+ARCHS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "resnet18": ResNet18}
+
+
+def build_network(arch: str) -> nn.Module:
+    """Return a fresh network by name; raise a ValueError listing the choices."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r} is unknown; choose one of {sorted(ARCHS)}")
+    return ARCHS[arch]()
+
+
+class Classifier(LightningModule):
+    """Trains ``arch`` with Adam and cross-entropy; logs loss and accuracy.
+
+    Args:
+        arch: the network, ``lenet5`` or ``resnet18``.
+        lr: Adam's learning rate (the paper's 1e-4).
+        weight_decay: Adam's L2 penalty (the paper uses none).
+    """
+
+    def __init__(self, arch: ArchName = "lenet5", lr: float = 1e-4, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        if lr <= 0:
+            raise ValueError(f"lr={lr} must be positive")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay={weight_decay} must be >= 0")
+        self.save_hyperparameters()
+        self.net = build_network(arch)
+        self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, 10)`` for images ``(N, 1, 28, 28)`` in [0, 1]."""
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_acc(logits, y)
+        self.log("val/loss", F.cross_entropy(logits, y), sync_dist=True)
+        self.log("val/acc/clean", self.val_acc, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
