@@ -127,7 +127,9 @@ def main() -> None:
     """Entry point of ``python -m advlit.bench``."""
     from jsonargparse import CLI
 
-    CLI({"train": train}, as_positional=False)
+    from advlit.bench_attacks import attacks
+
+    CLI({"train": train, "attacks": attacks}, as_positional=False)
 
 
 if __name__ == "__main__":

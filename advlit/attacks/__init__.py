@@ -1,0 +1,23 @@
+"""Batched attacks: ``attack(model, x, y) -> x_adv``, and a registry of them by name."""
+
+from typing import Literal
+
+from advlit.attacks.base import Attack, frozen, run_attack
+from advlit.attacks.carlini_wagner import CarliniWagnerL2
+from advlit.attacks.fgsm import FGSM
+from advlit.attacks.jsma import JSMA
+from advlit.attacks.pgd import PGD
+from advlit.errors import ConfigError
+
+AttackName = Literal["fgsm", "pgd", "jsma", "cw"]
+ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "jsma": JSMA, "cw": CarliniWagnerL2}
+
+
+def build_attack(name: str, **params) -> Attack:
+    """An attack by registry name with its hyperparameters; unknown names list the choices."""
+    if name not in ATTACKS:
+        raise ConfigError(f"attack {name!r} is unknown; choose one of {sorted(ATTACKS)}")
+    return ATTACKS[name](**params)
+
+
+__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "PGD", "build_attack", "frozen", "run_attack"]

@@ -1,0 +1,128 @@
+"""Carlini-Wagner L2 attack."""
+
+import logging
+
+import torch
+from torch import nn
+
+from advlit.attacks.base import Attack, check_labels, check_range
+from advlit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # Adam, as in Carlini's code (TensorFlow defaults)
+
+
+class CarliniWagnerL2(Attack):
+    """C&W L2, Carlini & Wagner 2017 (https://arxiv.org/abs/1608.04644).
+
+    Untargeted: minimise ``||x' - x||_2^2 + c * max(Z_y - max_{j!=y} Z_j + confidence, 0)`` over
+    ``x' = (tanh(w) + 1) / 2`` with Adam, for ``binary_search_steps`` values of c found per image
+    by binary search (x10 until a success, then bisection). Each image keeps the smallest-L2
+    example misclassified with margin >= ``confidence``; an image with none keeps ``x``.
+    With ``abort_early`` an image stops a search step when its loss has not dropped by 0.01%
+    over the last ``max_iterations // 10`` iterations, and leaves the batch. Images whose logits
+    or loss turn non-finite leave the batch at once and are never written.
+    Shapes: ``x`` ``(N, C, H, W)`` in [0, 1], ``y`` ``(N,)``.
+
+    Args:
+        confidence: required logit margin (the paper's 5).
+        c_init: first value of c.
+        binary_search_steps: values of c tried per image.
+        max_iterations: Adam steps per value of c.
+        lr: Adam's learning rate.
+        abort_early: stop an image's search step when its loss stalls.
+    """
+
+    def __init__(
+        self,
+        confidence: float = 5.0,
+        c_init: float = 1e-3,
+        binary_search_steps: int = 9,
+        max_iterations: int = 1000,
+        lr: float = 0.01,
+        abort_early: bool = True,
+    ) -> None:
+        check_range("confidence", confidence, 0.0, float("inf"))
+        if c_init <= 0:
+            raise ConfigError(f"c_init={c_init} must be positive")
+        for name, value in (("binary_search_steps", binary_search_steps), ("max_iterations", max_iterations)):
+            if value < 1:
+                raise ConfigError(f"{name}={value} must be >= 1")
+        if lr <= 0:
+            raise ConfigError(f"lr={lr} must be positive")
+        self.confidence, self.c_init, self.lr = float(confidence), float(c_init), float(lr)
+        self.binary_search_steps, self.max_iterations, self.abort_early = binary_search_steps, max_iterations, abort_early
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            num_classes = model(x[:1]).shape[1]
+        check_labels(y, num_classes)
+        n = len(x)
+        lower = torch.zeros(n, device=x.device)
+        upper = torch.full((n,), 1e10, device=x.device)
+        c = torch.full((n,), self.c_init, device=x.device)
+        best_l2 = torch.full((n,), float("inf"), device=x.device)
+        best_adv = x.clone()
+        for _ in range(self.binary_search_steps):
+            success = self.search_step(model, x, y, c, best_l2, best_adv)
+            upper = torch.where(success, torch.minimum(upper, c), upper)
+            lower = torch.where(success, lower, torch.maximum(lower, c))
+            c = torch.where(upper < 1e9, (lower + upper) / 2, c * 10)
+        return best_adv
+
+    def search_step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        c: torch.Tensor,
+        best_l2: torch.Tensor,
+        best_adv: torch.Tensor,
+    ) -> torch.Tensor:
+        """Optimise every image for its own c; update ``best_l2``/``best_adv`` in place.
+
+        Returns:
+            ``(N,)`` bool: the image reached the margin at some iteration of this step.
+        """
+        success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        active = torch.arange(len(x), device=x.device)
+        xa, ya, ca = x, y, c
+        w = torch.atanh((2 * x - 1) * 0.999999)
+        m, v = torch.zeros_like(w), torch.zeros_like(w)
+        prev = torch.full_like(c, float("inf"))
+        check_every = max(1, self.max_iterations // 10)
+        dims = tuple(range(1, x.dim()))
+        for it in range(self.max_iterations):
+            w.requires_grad_(True)
+            x_adv = (torch.tanh(w) + 1) / 2
+            logits = model(x_adv)
+            real = logits.gather(1, ya[:, None])[:, 0]
+            other = logits.scatter(1, ya[:, None], float("-inf")).amax(1)
+            l2 = (x_adv - xa).pow(2).sum(dims)
+            loss = l2 + ca * (real - other + self.confidence).clamp(min=0)
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            finite = torch.isfinite(loss) & torch.isfinite(logits).all(1)
+            with torch.no_grad():
+                reached = (other - real >= self.confidence) & finite
+                better = reached & (l2 < best_l2[active])
+                best_l2[active[better]] = l2[better]
+                best_adv[active[better]] = x_adv[better]
+                success[active[reached]] = True
+                w = self._adam(w.detach(), grad, m, v, it + 1)
+            keep = finite
+            if self.abort_early and it % check_every == 0:
+                keep = keep & ~(loss.detach() > prev * 0.9999)
+                prev = loss.detach()
+            if not keep.all():
+                if not finite.all():
+                    log.warning("C&W: %d images gave non-finite logits or loss; they keep their best", int((~finite).sum()))
+                active, xa, ya, ca, w, m, v, prev = (t[keep] for t in (active, xa, ya, ca, w, m, v, prev))
+                if len(active) == 0:
+                    break
+        return success
+
+    def _adam(self, w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int) -> torch.Tensor:
+        m.mul_(_BETA1).add_(grad, alpha=1 - _BETA1)
+        v.mul_(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
+        step = self.lr * (1 - _BETA2**t) ** 0.5 / (1 - _BETA1**t)
+        return w - step * m / (v.sqrt() + _EPS)

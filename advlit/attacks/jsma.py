@@ -1,0 +1,98 @@
+"""Jacobian-based Saliency Map Attack."""
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from advlit.attacks.base import Attack, check_labels, check_range
+from advlit.attacks.rng import image_keys, other_class
+from advlit.attacks.saliency import best_pairs, best_pixels
+from advlit.errors import ConfigError
+
+
+class JSMA(Attack):
+    """JSMA, Papernot et al. 2016 (https://arxiv.org/abs/1511.07528).
+
+    L_0 attack towards a target class t: each step takes the gradients of the target logit
+    and of the sum of the other logits (two backward passes, not a full Jacobian), picks the
+    most salient pixel pair (``variant="pairs"``, as cleverhans) or pixel (``"single"``, as the
+    paper's section 2.2.2) still in the search domain, and moves it by ``theta`` (clipped to
+    [0, 1]). An image stops when it is classified as t, when no admissible pixel is left, or
+    after ``gamma * D`` changed pixels; finished images leave the batch.
+    Untargeted use: ``target="random"`` draws t != y from the image content and ``seed``;
+    ``target="best"`` tries every t != y and keeps the reached one with the fewest pixels.
+    Shapes: ``x`` ``(N, C, H, W)`` in [0, 1], ``y`` ``(N,)``.
+
+    Args:
+        theta: change per selected pixel (1.0 sets a pixel to 1; negative values decrease).
+        gamma: largest fraction of the pixels that may change.
+        target: ``random`` or ``best``.
+        variant: ``pairs`` or ``single``.
+        seed: seed of the random targets.
+    """
+
+    def __init__(
+        self,
+        theta: float = 1.0,
+        gamma: float = 0.2,
+        target: Literal["random", "best"] = "random",
+        variant: Literal["pairs", "single"] = "pairs",
+        seed: int = 0,
+    ) -> None:
+        check_range("theta", theta, -1.0, 1.0)
+        if theta == 0:
+            raise ConfigError("theta=0 changes no pixel; use a value in [-1, 0) or (0, 1]")
+        check_range("gamma", gamma, 0.0, 1.0)
+        if target not in ("random", "best"):
+            raise ConfigError(f"target={target!r} must be 'random' or 'best'")
+        if variant not in ("pairs", "single"):
+            raise ConfigError(f"variant={variant!r} must be 'pairs' or 'single'")
+        self.theta, self.gamma, self.target, self.variant, self.seed = float(theta), float(gamma), target, variant, seed
+
+    def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            num_classes = model(x[:1]).shape[1]
+        check_labels(y, num_classes)
+        if self.target == "random":
+            return self.targeted(model, x, other_class(image_keys(x, self.seed), y, num_classes))
+        offsets = torch.arange(1, num_classes, device=x.device)  # (K,) every other class
+        targets = (y[None, :] + offsets[:, None]) % num_classes  # (K, N)
+        x_all = self.targeted(model, x.repeat(len(offsets), 1, 1, 1), targets.flatten())
+        with torch.no_grad():
+            pred = model(x_all).argmax(1).view_as(targets)
+        x_all = x_all.view(len(offsets), *x.shape)
+        l0 = (x_all != x).flatten(2).sum(2)  # (K, N)
+        big = x[0].numel() + 1
+        cost = l0 + big * (pred != targets) + big * (pred == y)  # reached < misclassified < failed
+        return x_all[cost.argmin(0), torch.arange(len(x), device=x.device)]
+
+    def targeted(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Move each image towards its target class ``t``; returns the perturbed batch."""
+        shape, d = x.shape[1:], x[0].numel()
+        x_adv = x.flatten(1).clone()  # (N, D)
+        sign = 1.0 if self.theta > 0 else -1.0
+        domain = x_adv < 1 if self.theta > 0 else x_adv > 0  # pixels that can still move
+        per_step = 2 if self.variant == "pairs" else 1
+        active = torch.arange(len(x), device=x.device)
+        for _ in range(int(self.gamma * d) // per_step):
+            if len(active) == 0:
+                break
+            xa = x_adv[active].view(-1, *shape).requires_grad_(True)
+            logits = model(xa)
+            ta = t[active]
+            (g_t,) = torch.autograd.grad(logits.gather(1, ta[:, None]).sum(), xa, retain_graph=True)
+            (g_all,) = torch.autograd.grad(logits.sum(), xa)
+            u, v = sign * g_t.flatten(1), -sign * (g_all - g_t).flatten(1)  # (A, D)
+            dom = domain[active]
+            if per_step == 2:
+                p, q, ok = best_pairs(u, v, dom)
+            else:
+                (p, ok), q = best_pixels(u, v, dom), None
+            go = (logits.argmax(1) != ta) & ok & (dom.sum(1) >= per_step)
+            rows = active[go]
+            for idx in (p[go],) if q is None else (p[go], q[go]):
+                x_adv[rows, idx] = (x_adv[rows, idx] + self.theta).clamp(0, 1)
+                domain[rows, idx] = False
+            active = rows
+        return x_adv.view_as(x)

@@ -1,0 +1,113 @@
+"""advlit's JSMA and C&W beside the reference libraries, on one LeNet5 and one machine.
+
+Not part of the package: ART, torchattacks and advertorch are installed in a scratch
+environment (see the README's "Attack speed" section), for example
+
+    pip install --target /tmp/reflibs torchattacks adversarial-robustness-toolbox advertorch scipy scikit-learn
+    PYTHONPATH=/tmp/reflibs python benchmarks/reference_attacks.py --data_dir ../shared/data --images 200
+
+Every row attacks the same first test images of the same network (LeNet5 trained 2 epochs);
+times are projected to 60,000 images.
+"""
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from advlit.attacks import build_attack, run_attack
+from advlit.bench import describe_device
+from advlit.bench_attacks import perturbation_stats, quick_train
+from advlit.data import load_mnist
+
+
+def art_attack(cls_name: str, model: torch.nn.Module, batch_size: int, **params):
+    from art.attacks import evasion
+    from art.estimators.classification import PyTorchClassifier
+
+    clf = PyTorchClassifier(model, torch.nn.CrossEntropyLoss(), (1, 28, 28), 10, clip_values=(0.0, 1.0))
+    attack = getattr(evasion, cls_name)(clf, batch_size=batch_size, verbose=False, **params)
+    return lambda x, y: torch.from_numpy(attack.generate(x.numpy())).float()
+
+
+def torchattacks_attack(cls_name: str, model: torch.nn.Module, **params):
+    import torchattacks
+
+    attack = getattr(torchattacks, cls_name)(model, **params)
+    return lambda x, y: attack(x, y)
+
+
+def advertorch_jsma(model: torch.nn.Module, **params):
+    import importlib
+
+    gradcheck = importlib.import_module("torch.autograd.gradcheck")
+    gradcheck.zero_gradients = lambda x: None  # removed from torch; advertorch still imports it
+    from advertorch.attacks import JacobianSaliencyMapAttack
+
+    attack = JacobianSaliencyMapAttack(model, num_classes=10, clip_min=0.0, clip_max=1.0, **params)
+    gen = torch.Generator().manual_seed(0)
+
+    def run(x, y):
+        target = (y + torch.randint(1, 10, y.shape, generator=gen)) % 10
+        return attack.perturb(x, target)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--slow_images", type=int, default=50, help="images for the slowest peers")
+    parser.add_argument("--batch_size", type=int, default=100)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    np.random.seed(0)
+    x_train, y_train = load_mnist(args.data_dir, train=True)
+    model = quick_train("lenet5", x_train, y_train, epochs=2)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x_all, y_all = load_mnist(args.data_dir, train=False)
+    b = args.batch_size
+
+    def ours(name, **params):
+        attack = build_attack(name, **params)
+        return lambda x, y: run_attack(attack, model, x, y, b, progress=False)
+
+    def batched(fn):
+        return lambda x, y: torch.cat([fn(x[i : i + b], y[i : i + b]) for i in range(0, len(x), b)])
+
+    rows = [
+        ("JSMA", "advlit pairs (theta 1, gamma 0.2)", args.images, ours("jsma")),
+        ("JSMA", "advlit single", args.images, ours("jsma", variant="single")),
+        ("JSMA", "ART SaliencyMapMethod", args.images, lambda x, y: art_attack("SaliencyMapMethod", model, b, theta=1.0, gamma=0.2)(x, y)),
+        ("JSMA", "torchattacks JSMA", args.slow_images, lambda x, y: batched(torchattacks_attack("JSMA", model, theta=1.0, gamma=0.2))(x, y)),
+        ("JSMA", "advertorch JSMA", args.slow_images, lambda x, y: batched(advertorch_jsma(model, theta=1.0, gamma=0.2))(x, y)),
+        ("C&W", "advlit c 10, 3 search steps x 100, lr 0.1", args.images,
+         ours("cw", c_init=10.0, binary_search_steps=3, max_iterations=100, lr=0.1)),
+        ("C&W", "torchattacks CW c 10, 1000 steps", args.slow_images, lambda x, y: batched(torchattacks_attack("CW", model, c=10, kappa=5, steps=1000, lr=0.01))(x, y)),
+        ("C&W", "ART CarliniL2Method defaults", args.slow_images, lambda x, y: art_attack("CarliniL2Method", model, b, confidence=5.0)(x, y)),
+        ("C&W", "advlit paper settings (c 1e-3, 9 x 1000)", args.slow_images, ours("cw")),
+    ]  # fmt: skip
+    print(f"device: {describe_device(torch.device('cpu'))}; LeNet5 trained 2 epochs, batch {b}")
+    print(f"{'attack':5s} {'implementation':44s} {'images':>6s} {'ms/img':>8s} {'60k (s)':>9s} {'success':>8s} {'L0':>6s} {'L2':>5s}")
+    for kind, name, n, fn in rows:
+        x, y = x_all[:n], y_all[:n]
+        try:
+            start = time.perf_counter()
+            x_adv = fn(x, y).detach().cpu().float()
+            seconds = time.perf_counter() - start
+        except Exception as err:  # a peer library that does not run here is reported, not fatal
+            print(f"{kind:5s} {name:44s} failed: {type(err).__name__}: {err}"[:160], flush=True)
+            continue
+        s = perturbation_stats(model, x, x_adv, y)
+        print(
+            f"{kind:5s} {name:44s} {n:6d} {1000 * seconds / n:8.2f} {seconds * 60_000 / n:9.0f} "
+            f"{s['success']:8.1%} {s['l0']:6.1f} {s['l2']:5.2f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Attacks on a small batch-normed network trained here on the fixture digits (seconds on a CPU)."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from advlit.attacks import ATTACKS, FGSM, JSMA, PGD, CarliniWagnerL2, build_attack, run_attack
+from advlit.data import load_mnist
+from advlit.errors import ConfigError
+
+LIGHT_CW = dict(c_init=1.0, binary_search_steps=3, max_iterations=60, lr=0.1)
+FAST = {  # every attack, with settings light enough for a test
+    "fgsm": FGSM(eps=0.2),
+    "pgd": PGD(eps=0.2, alpha=0.05, steps=5),
+    "jsma": JSMA(gamma=0.1),
+    "jsma_single": JSMA(gamma=0.1, variant="single"),
+    "jsma_best": JSMA(gamma=0.1, target="best"),
+    "cw": CarliniWagnerL2(**LIGHT_CW),
+}
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(4),
+        nn.Flatten(), nn.Linear(8 * 7 * 7, 10),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def victim(mnist_dir):
+    """(model, x, y): a network at high fixture accuracy, and 40 test images it classifies right."""
+    torch.manual_seed(0)
+    x_train, y_train = load_mnist(mnist_dir, train=True)
+    net = small_net()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    for _ in range(15):
+        for i in range(0, len(x_train), 50):
+            loss = F.cross_entropy(net(x_train[i : i + 50]), y_train[i : i + 50])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.eval()
+    x, y = load_mnist(mnist_dir, train=False)
+    with torch.no_grad():
+        right = net(x).argmax(1) == y
+    assert right.float().mean() > 0.9, "the fixture network must learn the fixture digits"
+    return net, x[right][:40], y[right][:40]
+
+
+def accuracy(net, x, y) -> float:
+    with torch.no_grad():
+        return (net(x).argmax(1) == y).float().mean().item()
+
+
+def test_fgsm_stays_in_its_ball_and_lowers_accuracy(victim):
+    net, x, y = victim
+    x_adv = FGSM(eps=0.2)(net, x, y)
+    assert (x_adv - x).abs().max() <= 0.2 + 1e-6
+    assert accuracy(net, x_adv, y) < accuracy(net, x, y) - 0.3
+
+
+def test_pgd_stays_in_its_ball_and_beats_fgsm(victim):
+    net, x, y = victim
+    x_adv = PGD(eps=0.1, alpha=0.02, steps=10)(net, x, y)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+    assert accuracy(net, x_adv, y) <= accuracy(net, FGSM(eps=0.1)(net, x, y), y)
+
+
+@pytest.mark.parametrize("variant", ["pairs", "single"])
+def test_jsma_changes_few_pixels_and_reaches_its_target(victim, variant):
+    net, x, y = victim
+    attack = JSMA(gamma=0.2, variant=variant)
+    x_adv = attack(net, x, y)
+    changed = (x_adv != x).flatten(1).sum(1)
+    assert changed.max() <= int(0.2 * 784)
+    assert ((x_adv == x) | (x_adv == 1)).all(), "theta 1 sets a pixel to 1 and touches no other"
+    from advlit.attacks.rng import image_keys, other_class
+
+    target = other_class(image_keys(x, attack.seed), y, 10)
+    with torch.no_grad():
+        reached = net(x_adv).argmax(1) == target
+    assert reached.float().mean() >= 0.5
+
+
+def test_jsma_best_target_needs_no_more_pixels_than_random(victim):
+    net, x, y = victim
+    l0_random = (JSMA(gamma=0.1)(net, x, y) != x).flatten(1).sum(1)
+    x_best = JSMA(gamma=0.1, target="best")(net, x, y)
+    l0_best = (x_best != x).flatten(1).sum(1)
+    with torch.no_grad():
+        fooled = net(x_best).argmax(1) != y
+    assert fooled.float().mean() > 0.8
+    assert l0_best[fooled].float().mean() <= l0_random[fooled].float().mean()
+
+
+def test_carlini_wagner_fools_with_margin_and_smaller_l2_than_fgsm(victim):
+    net, x, y = victim
+    x_adv = CarliniWagnerL2(confidence=2.0, **LIGHT_CW)(net, x, y)
+    with torch.no_grad():
+        logits = net(x_adv)
+    real = logits.gather(1, y[:, None])[:, 0]
+    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+    fooled = other - real >= 2.0 - 1e-4
+    assert fooled.float().mean() > 0.9
+    kept = (x_adv[~fooled] == x[~fooled]).all()
+    assert kept, "an image without a successful example keeps its original"
+    x_fgsm = FGSM(eps=0.2)(net, x, y)
+    l2 = lambda a: (a - x).flatten(1).norm(dim=1)[fooled].mean()  # noqa: E731
+    assert l2(x_adv) < l2(x_fgsm)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_attack_keeps_range_and_leaves_the_model_untouched(victim, name):
+    net, x, y = victim
+    net = copy.deepcopy(net).train()  # a model found in training mode, with stale gradients
+    net(x).sum().backward()
+    state = copy.deepcopy(net.state_dict())  # includes batch-norm running statistics
+    grads = [p.grad.clone() for p in net.parameters()]
+    x_adv = FAST[name](net, x, y)
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert net.training and all(m.training for m in net.modules())
+    assert all(p.requires_grad for p in net.parameters())
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    for p, g in zip(net.parameters(), grads):
+        assert torch.equal(p.grad, g)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_attack_repeats_and_a_batch_equals_its_images_alone(victim, name):
+    net, x, y = victim
+    x, y = x[:6], y[:6]
+    attack = FAST[name]
+    batch = attack(net, x, y)
+    assert torch.equal(batch, attack(net, x, y))
+    alone = torch.cat([attack(net, x[i : i + 1], y[i : i + 1]) for i in range(len(x))])
+    assert torch.allclose(batch, alone, atol=1e-4), "images influence each other within a batch"
+
+
+@pytest.mark.parametrize("make", [lambda seed: PGD(eps=0.1, steps=2, seed=seed), lambda seed: JSMA(gamma=0.05, seed=seed)])
+def test_seed_changes_the_random_choices(victim, make):
+    net, x, y = victim
+    assert not torch.equal(make(0)(net, x, y), make(1)(net, x, y))
+
+
+def test_attack_works_under_inference_mode(victim):
+    net, x, y = victim
+    with torch.inference_mode():
+        x_adv = FGSM()(net, x, y)
+    assert (x_adv != x).any()
+
+
+def test_run_attack_batches_like_one_call(victim):
+    net, x, y = victim
+    assert torch.equal(run_attack(FGSM(), net, x, y, batch_size=7, progress=False), FGSM()(net, x, y))
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: FGSM(eps=1.5), "eps"),
+        (lambda: FGSM(eps=-0.1), "eps"),
+        (lambda: PGD(steps=-1), "steps"),
+        (lambda: JSMA(gamma=1.2), "gamma"),
+        (lambda: JSMA(theta=0), "theta"),
+        (lambda: JSMA(target="nearest"), "target"),
+        (lambda: CarliniWagnerL2(c_init=0), "c_init"),
+        (lambda: CarliniWagnerL2(binary_search_steps=0), "binary_search_steps"),
+        (lambda: build_attack("deepfool"), "deepfool"),
+    ],
+)
+def test_bad_hyperparameters_name_the_argument(make, argument):
+    with pytest.raises(ValueError, match=argument):
+        make()
+
+
+@pytest.mark.parametrize(
+    "x, y, argument",
+    [
+        (torch.full((2, 1, 28, 28), 1.5), torch.zeros(2, dtype=torch.int64), "x must"),
+        (torch.rand(2, 28, 28), torch.zeros(2, dtype=torch.int64), "x must"),
+        (torch.rand(2, 1, 28, 28), torch.zeros(3, dtype=torch.int64), "y must"),
+        (torch.rand(2, 1, 28, 28), torch.tensor([0, 10]), "y must"),
+        (torch.rand(2, 1, 28, 28), torch.tensor([-1, 0]), "y must"),
+    ],
+)
+@pytest.mark.parametrize("name", ["fgsm", "jsma", "cw"])
+def test_bad_batches_raise_value_error(victim, x, y, argument, name):
+    with pytest.raises(ValueError, match=argument):
+        build_attack(name)(victim[0], x, y)
+
+
+def test_registry_names_the_four_attacks():
+    assert set(ATTACKS) == {"fgsm", "pgd", "jsma", "cw"}
+    assert build_attack("jsma", gamma=0.1).params()["gamma"] == 0.1
+
+
+class NaNAfter(nn.Module):
+    """Wraps a model; its logits turn NaN for images whose first pixel moved away from the start."""
+
+    def __init__(self, net: nn.Module, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.net, self.x0 = net, x0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)
+        moved = (x.flatten(1) - self.x0.flatten(1)[: len(x)]).abs().amax(1) > 0.05
+        return torch.where(moved[:, None], torch.full_like(logits, float("nan")), logits)
+
+
+def test_carlini_wagner_never_writes_nan(victim):
+    net, x, y = victim
+    x_adv = CarliniWagnerL2(**LIGHT_CW)(NaNAfter(net, x), x, y)
+    assert torch.isfinite(x_adv).all()
+
+
+@pytest.fixture(scope="module")
+def real_lenet5(real_mnist):
+    from advlit.bench_attacks import quick_train
+
+    x_train, y_train = load_mnist(real_mnist, train=True)
+    return quick_train("lenet5", x_train, y_train, epochs=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fgsm", "jsma", "cw"])
+def test_real_mnist_lenet5_is_fooled_white_box(real_mnist, real_lenet5, name):
+    net = real_lenet5
+    x, y = (t[:100] for t in load_mnist(real_mnist, train=False))
+    attack = {"fgsm": FGSM(), "jsma": JSMA(), "cw": CarliniWagnerL2(c_init=10.0, binary_search_steps=2, max_iterations=100, lr=0.1)}[name]
+    assert accuracy(net, attack(net, x, y), y) < 0.5
