@@ -1,15 +1,17 @@
-"""The ``advlit`` command: LightningCLI for ``fit``/``validate``/``test``."""
+"""The ``advlit`` command: LightningCLI for ``fit``/``validate``/``test``, plus ``reproduce`` and ``report``."""
 
+import logging
 import sys
 
 from jsonargparse import lazy_instance
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
+from advlit.study.transfer import TransferEvaluation, check_window
 
 TRAINER_DEFAULTS = {
     "max_epochs": 50,
@@ -19,11 +21,37 @@ TRAINER_DEFAULTS = {
 
 
 class AdvlitCLI(LightningCLI):
-    """LightningCLI over :class:`Classifier` and :class:`MNISTDataModule`."""
+    """LightningCLI over :class:`Classifier` and :class:`MNISTDataModule`, with the transfer evaluation.
+
+    ``transfer.*`` configures the attacker and the epoch window; the architecture, attack
+    settings and cache folder are shared with the defender through argument links.
+    """
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(TransferEvaluation, "transfer")
+        parser.link_arguments("model.arch", "data.source_arch")
+        parser.link_arguments("model.arch", "transfer.arch")
+        parser.link_arguments("data.attack_params", "transfer.attack_params")
+        parser.link_arguments("data.cache_dir", "transfer.cache_dir")
+
+    def before_fit(self) -> None:
+        """Reject a bad window or an attacker identical to the defender before any training."""
+        transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
+        check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
+        source = self.datamodule.source_spec
+        if source.same_network(transfer.spec):
+            raise ConfigError(
+                "transfer.attacker_* names the same network as the defender's source "
+                f"(seed {source.seed}, augment {source.augment}); give the attacker another seed"
+            )
 
 
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("advlit: %(message)s"))
+    logging.getLogger("advlit").addHandler(handler)
+    logging.getLogger("advlit").setLevel(logging.INFO)
     try:
         AdvlitCLI(
             Classifier,

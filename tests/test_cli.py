@@ -1,22 +1,8 @@
-from pathlib import Path
-from unittest import mock
+import re
 
 import pytest
+from conftest import CONFIGS, run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from advlit.cli import main
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def run_cli(*args: str) -> int:
-    """Run ``advlit ARGS`` in process and return its exit code."""
-    try:
-        with mock.patch("sys.argv", ["advlit"]):
-            main(list(args))
-    except SystemExit as exit:
-        return int(exit.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
@@ -28,18 +14,17 @@ def test_every_config_parses(config, capsys):
 def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = run_cli(
-        "fit", "--config", str(CONFIGS / "clean.yaml"),
-        "--data.data_dir", str(mnist_dir), "--data.download", "false",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+        *smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml"),
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--transfer.window_start", "1",
+        "--transfer.attacks", "[fgsm]",
     )  # fmt: skip
     assert code == 0
     events = list((tmp_path / "tb_logs").rglob("events.out.tfevents.*"))
     assert len(events) == 1
     tags = EventAccumulator(str(events[0])).Reload().Tags()["scalars"]
-    assert {"train/loss", "train/acc", "val/acc/clean", "val/loss"} <= set(tags)
+    assert {"train/loss", "train/acc", "val/acc/clean", "val/loss", "val/acc/fgsm"} <= set(tags)
     assert any(tag.startswith("lr-") for tag in tags)
-    assert (events[0].parent / "hparams.yaml").read_text().count("arch: lenet5") == 1
+    assert re.findall(r"^arch: \w+$", (events[0].parent / "hparams.yaml").read_text(), re.M) == ["arch: lenet5"]
 
 
 def test_unknown_key_is_a_one_line_parser_error(capsys):
@@ -63,7 +48,7 @@ def test_out_of_range_augmentation_is_one_line(capsys):
 def test_missing_dataset_offline_is_one_line(tmp_path, capsys):
     code = run_cli(
         "fit", "--data.data_dir", str(tmp_path), "--data.download", "false",
-        "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false",
+        "--trainer.fast_dev_run", "true", "--trainer.enable_progress_bar", "false", "--transfer.window_start", "1",
     )  # fmt: skip
     assert code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]

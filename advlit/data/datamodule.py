@@ -1,13 +1,20 @@
-"""MNIST LightningDataModule: tensors on the training device, batched augmentation."""
+"""MNIST LightningDataModule: tensors on the training device, batched augmentation, adversarial mixes."""
+
+import dataclasses
+import time
 
 import torch
 from lightning.pytorch import LightningDataModule
 from typing_extensions import override
 
+from advlit.attacks import AttackName, build_attack
 from advlit.data.augment import Augment
 from advlit.data.batches import TensorBatches
 from advlit.data.mnist import download_mnist, load_mnist
 from advlit.errors import ConfigError
+from advlit.study import adversarial_sets, surrogate
+from advlit.study.cache import tensor_digest
+from advlit.study.surrogate import SurrogateSpec
 
 
 class MNISTDataModule(LightningDataModule):
@@ -28,6 +35,16 @@ class MNISTDataModule(LightningDataModule):
         seed: seed of the shuffling and of the augmentation.
         train_limit: keep only the first ``train_limit`` training images (None: all).
         test_limit: keep only the first ``test_limit`` test images (None: all).
+        train_attacks: attacks whose examples of the training set join the mix, one copy each
+            (empty: clean training).
+        attack_params: hyperparameters per attack name (missing: the paper's Table 1 settings).
+        source_arch: the defender's source network (set from ``model.arch`` by the CLI).
+        source_seed: seed of the defender's source network.
+        source_epochs: training epochs of the defender's source network.
+        cache_dir: cache of surrogates and adversarial sets (None: ``$ADVLIT_CACHE`` or
+            ``~/.cache/advlit``).
+        attack_batch_size: images per attack batch.
+        progress: progress bars for surrogate training and attack generation.
     """
 
     def __init__(
@@ -44,6 +61,14 @@ class MNISTDataModule(LightningDataModule):
         seed: int = 0,
         train_limit: int | None = None,
         test_limit: int | None = None,
+        train_attacks: list[AttackName] = [],
+        attack_params: dict[str, dict] = {},
+        source_arch: str = "lenet5",
+        source_seed: int = 1,
+        source_epochs: int = 50,
+        cache_dir: str | None = None,
+        attack_batch_size: int = 1000,
+        progress: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -53,8 +78,14 @@ class MNISTDataModule(LightningDataModule):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1 or null (all images)")
         self.augmenter = Augment(rotate_degrees, translate_px, erase_p, erase_max_area)
+        if len(set(train_attacks)) != len(train_attacks):
+            raise ConfigError(f"train_attacks={train_attacks} names an attack twice")
+        self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in train_attacks}
+        self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender")
         self.save_hyperparameters()
         self.train_x = self.train_y = self.test_x = self.test_y = None
+        self.train_adv: dict[str, torch.Tensor] = {}
+        self.timings: dict[str, float] = {}
 
     @override
     def prepare_data(self) -> None:
@@ -75,6 +106,33 @@ class MNISTDataModule(LightningDataModule):
         test_x, test_y = load_mnist(hp.data_dir, train=False)
         self.train_x, self.train_y = train_x[: hp.train_limit].to(self.device), train_y[: hp.train_limit].to(self.device)
         self.test_x, self.test_y = test_x[: hp.test_limit].to(self.device), test_y[: hp.test_limit].to(self.device)
+        self.train_digest = tensor_digest(self.train_x, self.train_y)
+        self.source_spec = dataclasses.replace(self.source_spec, batch_size=self.global_batch_size)
+        if self.attacks:
+            self.train_adv = self.make_train_sets()
+
+    def make_train_sets(self) -> dict[str, torch.Tensor]:
+        """The defender's adversarial training sets, made on his source network (or loaded)."""
+        hp = self.hparams
+        start = time.perf_counter()
+        source, key = surrogate.load_or_train(
+            self.source_spec, self.train_x, self.train_y, self.augmenter, self.train_digest, hp.cache_dir, hp.progress
+        )
+        self.timings["defender_surrogate_s"] = time.perf_counter() - start
+        sets = {}
+        for name, attack in self.attacks.items():
+            start = time.perf_counter()
+            sets[name] = adversarial_sets.load_or_make(
+                source, key, name, attack, "train", self.train_x, self.train_y, self.train_digest,
+                hp.cache_dir, hp.attack_batch_size, hp.progress,
+            )  # fmt: skip
+            self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start
+        return sets
+
+    @property
+    def global_batch_size(self) -> int:
+        """Images per optimiser step over all processes (surrogates train with it on one device)."""
+        return self.hparams.batch_size * self._ranks()["world_size"]
 
     def _ranks(self) -> dict[str, int]:
         if self.trainer is None:
@@ -85,9 +143,12 @@ class MNISTDataModule(LightningDataModule):
         return self.trainer.current_epoch if self.trainer is not None else 0
 
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The training set as ``(x, y, clean)``; ``clean`` marks the images to augment."""
-        clean = torch.ones_like(self.train_y, dtype=torch.bool)
-        return self.train_x, self.train_y, clean
+        """The training mix as ``(x, y, clean)``: the clean set, then one adversarial copy per
+        attack; ``clean`` marks the images to augment."""
+        xs = [self.train_x, *self.train_adv.values()]
+        clean = torch.zeros(len(self.train_y) * len(xs), dtype=torch.bool, device=self.train_y.device)
+        clean[: len(self.train_y)] = True
+        return torch.cat(xs), self.train_y.repeat(len(xs)), clean
 
     @override
     def train_dataloader(self) -> TensorBatches:

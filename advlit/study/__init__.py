@@ -1,0 +1,1 @@
+"""The black-box study: cached surrogates and adversarial sets, transfer evaluation."""

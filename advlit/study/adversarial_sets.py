@@ -1,0 +1,45 @@
+"""Adversarial copies of a dataset made on a surrogate, cached one tensor file per set."""
+
+import logging
+
+import torch
+from torch import nn
+
+from advlit.attacks import Attack, run_attack
+from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
+
+log = logging.getLogger(__name__)
+
+
+def load_or_make(
+    surrogate: nn.Module,
+    surrogate_key: str,
+    attack_name: str,
+    attack: Attack,
+    split: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_digest: str,
+    cache_dir: str | None = None,
+    batch_size: int = 1000,
+    progress: bool = True,
+) -> torch.Tensor:
+    """``x_adv`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
+
+    Named by the surrogate's key, the attack and its parameters, the split and the data; made in
+    batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
+    checks (shape, dtype, stored hash) is made again with a warning.
+    """
+    key = content_key(
+        {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split, "data": data_digest}
+    )
+    path = cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
+    meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape)}
+    with locked(path):
+        stored = load_tensors(path, meta)
+        if stored is not None and stored["x_adv"].shape == x.shape and stored["x_adv"].dtype == x.dtype:
+            return stored["x_adv"].to(x.device)
+        log.info("making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path)
+        x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
+        save_tensors({"x_adv": x_adv}, meta, path)
+    return x_adv

@@ -1,0 +1,90 @@
+"""A content-keyed file cache: atomic writes, verified reads, one writer at a time."""
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+import advlit
+
+CACHE_ENV = "ADVLIT_CACHE"
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    """``cache_dir``, else ``$ADVLIT_CACHE``, else ``$XDG_CACHE_HOME/advlit`` (``~/.cache/advlit``)."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "advlit"
+
+
+def content_key(description: dict) -> str:
+    """A short hash of everything in ``description`` (JSON-able) and of advlit's cache format."""
+    text = json.dumps({"format": advlit.CACHE_FORMAT, **description}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tensors' bytes (CPU copies): the identity of a dataset or a result."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str((tuple(t.shape), t.dtype)).encode())
+        h.update(t.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """Write ``obj`` with torch.save to a temporary file beside ``path``, then rename it in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            buffer = io.BytesIO()
+            torch.save(obj, buffer)
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+    """Save named tensors with ``meta`` and a digest that :func:`load_tensors` checks."""
+    cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    atomic_save({"meta": meta, "tensors": cpu, "digest": tensor_digest(*cpu.values())}, path)
+
+
+def load_tensors(path: Path, meta: dict) -> dict[str, torch.Tensor] | None:
+    """The tensors saved at ``path`` if the file is whole and matches ``meta``; else None with a warning."""
+    if not path.exists():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        ok = obj["meta"] == meta and obj["digest"] == tensor_digest(*obj["tensors"].values())
+    except Exception as err:  # a truncated or foreign file is never trusted
+        ok, obj = False, err
+    if not ok:
+        warnings.warn(f"advlit cache: {path} is corrupt or stale ({type(obj).__name__}); regenerating", stacklevel=2)
+        return None
+    return obj["tensors"]
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``.lock: processes sharing a cache make an entry once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

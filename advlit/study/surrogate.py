@@ -1,0 +1,125 @@
+"""Surrogate networks (the defender's source, the attacker's own), trained once and cached."""
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+from torchmetrics import Metric
+
+from advlit.data.augment import Augment
+from advlit.errors import ConfigError
+from advlit.models.classifier import ARCHS, Classifier, build_network
+from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
+
+log = logging.getLogger(__name__)
+Role = Literal["defender", "attacker"]
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """Everything that determines a surrogate's weights (with the training data)."""
+
+    arch: str = "lenet5"
+    augment: bool = True
+    seed: int = 0
+    epochs: int = 50
+    role: Role = "defender"
+    lr: float = 1e-4
+    batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch={self.arch!r} is unknown; choose one of {sorted(ARCHS)}")
+        if self.role not in ("defender", "attacker"):
+            raise ConfigError(f"role={self.role!r} must be 'defender' or 'attacker'")
+        if self.epochs < 1:
+            raise ConfigError(f"{self.role} surrogate epochs={self.epochs} must be >= 1")
+
+    def same_network(self, other: "SurrogateSpec") -> bool:
+        """True when both specs would train the same network on the same batches (roles aside)."""
+        fields = ("arch", "augment", "seed", "epochs", "lr")
+        return all(getattr(self, f) == getattr(other, f) for f in fields)
+
+
+def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> str:
+    """The cache key: the spec, the augmentation settings in force and the training data."""
+    aug = dataclasses.asdict(augmenter) if spec.augment else None
+    return content_key({"surrogate": dataclasses.asdict(spec), "augmentation": aug, "data": data_digest})
+
+
+def _quiet_data_module():
+    """The DataModule without ``prepare_data``: a nested Trainer then runs no barrier that the
+    other ranks of an outer DDP run would have to join."""
+    from lightning.pytorch import LightningDataModule
+
+    from advlit.data.datamodule import MNISTDataModule
+
+    class SurrogateData(MNISTDataModule):
+        prepare_data = LightningDataModule.prepare_data
+
+    return SurrogateData
+
+
+def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool) -> nn.Module:
+    """Train with advlit's Classifier and DataModule in a nested single-device Trainer."""
+    device = x.device
+    rank = rank_zero_only.rank
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        seed_everything(spec.seed, verbose=False)
+        module = Classifier(spec.arch, lr=spec.lr)
+        for metric in module.modules():  # never sync with the other ranks of an outer DDP run
+            if isinstance(metric, Metric):
+                metric.sync_on_compute = False
+        data = _quiet_data_module()(
+            download=False, batch_size=spec.batch_size, augment=spec.augment, seed=spec.seed,
+            rotate_degrees=augmenter.degrees, translate_px=augmenter.translate_px,
+            erase_p=augmenter.erase_p, erase_max_area=augmenter.erase_max_area,
+        )  # fmt: skip
+        data.train_x, data.train_y, data.test_x, data.test_y = x, y, x[:1], y[:1]
+        trainer = Trainer(
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=1,
+            strategy=SingleDeviceStrategy(device),
+            max_epochs=spec.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
+            enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
+        )  # fmt: skip
+        try:
+            trainer.fit(module, data)
+        finally:
+            rank_zero_only.rank = rank  # a nested Trainer must not change who logs in the outer run
+    return module.net
+
+
+def load_or_train(
+    spec: SurrogateSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    augmenter: Augment,
+    data_digest: str,
+    cache_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, str]:
+    """The surrogate for ``spec`` on ``x.device`` in eval mode, and its cache key.
+
+    Trained on the clean set ``(x, y)`` the first time, then loaded from the cache. Processes that
+    share the cache wait for the one that trains it.
+    """
+    key = surrogate_key(spec, augmenter, data_digest)
+    path = cache_root(cache_dir) / "surrogates" / f"{spec.role}-{spec.arch}-{key}.pt"
+    meta = {"key": key, "spec": dataclasses.asdict(spec)}
+    with locked(path):
+        state = load_tensors(path, meta)
+        if state is None:
+            log.info("training the %s's surrogate %s (cached as %s)", spec.role, spec, path)
+            state = _train(spec, x, y, augmenter, progress).state_dict()
+            save_tensors(state, meta, path)
+    net = build_network(spec.arch)
+    net.load_state_dict(state)
+    return net.to(x.device).eval(), key

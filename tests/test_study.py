@@ -1,0 +1,210 @@
+"""The black-box pipeline on the fixture data: caches, the mix, the callback, DDP, resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli, smoke_args
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from advlit.data import MNISTDataModule
+from advlit.errors import ConfigError
+from advlit.study import adversarial_sets, surrogate
+from advlit.study.cache import load_tensors, save_tensors
+from advlit.study.transfer import TransferEvaluation
+from advlit.study.window import window_stats
+
+LIGHT = dict(download=False, source_epochs=1, progress=False, batch_size=100)
+
+
+def test_window_stats_on_a_known_sequence():
+    history = {e: {"clean": 0.9 + e / 100, "fgsm": [0.5, 0.7, 0.6, 0.9, 0.2][e - 1]} for e in range(1, 6)}
+    stats = window_stats(history, 2, 4)
+    assert stats["max"]["fgsm"] == 0.9 and stats["median"]["fgsm"] == 0.7
+    assert stats["max"]["clean"] == pytest.approx(0.94) and stats["median"]["clean"] == pytest.approx(0.93)
+    assert window_stats(history, 5, 5)["median"]["fgsm"] == 0.2
+
+
+def test_cache_files_are_checked_on_load(tmp_path):
+    path = tmp_path / "set.pt"
+    save_tensors({"x": torch.arange(10.0)}, {"k": 1}, path)
+    assert torch.equal(load_tensors(path, {"k": 1})["x"], torch.arange(10.0))
+    with pytest.warns(UserWarning, match="corrupt or stale"):
+        assert load_tensors(path, {"k": 2}) is None  # another key: stale
+    path.write_bytes(path.read_bytes()[:-50])  # truncated
+    with pytest.warns(UserWarning, match="corrupt or stale"):
+        assert load_tensors(path, {"k": 1}) is None
+    assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
+
+
+@pytest.fixture
+def counters(monkeypatch):
+    """Counts surrogate trainings and attack runs."""
+    calls = {"train": 0, "attack": 0}
+    real_train, real_run = surrogate._train, adversarial_sets.run_attack
+
+    def train(*args, **kwargs):
+        calls["train"] += 1
+        return real_train(*args, **kwargs)
+
+    def run(*args, **kwargs):
+        calls["attack"] += 1
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(surrogate, "_train", train)
+    monkeypatch.setattr(adversarial_sets, "run_attack", run)
+    return calls
+
+
+def test_mix_has_one_unaugmented_copy_per_attack(mnist_dir, tmp_path):
+    data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm", "pgd"], cache_dir=str(tmp_path), **LIGHT)
+    data.setup("fit")
+    x, y, clean = data.train_tensors()
+    n = len(data.train_y)
+    assert len(x) == 3 * n and int(clean.sum()) == n and clean[:n].all()
+    assert torch.equal(y, data.train_y.repeat(3))
+    assert not torch.equal(x[n : 2 * n], x[:n]) and not torch.equal(x[n : 2 * n], x[2 * n :])
+    batch = (x[n - 3 : n + 3], y[n - 3 : n + 3], clean[n - 3 : n + 3], 7)
+    out, _ = data.on_after_batch_transfer(batch, 0)
+    assert torch.equal(out[3:], x[n : n + 3]), "adversarial images are never augmented"
+    assert not torch.equal(out[:3], x[n - 3 : n])
+
+
+def test_surrogates_and_sets_come_from_the_cache(mnist_dir, tmp_path, counters):
+    make = lambda **kw: MNISTDataModule(str(mnist_dir), cache_dir=str(tmp_path), **{**LIGHT, **kw})  # noqa: E731
+    first = make(train_attacks=["fgsm"])
+    first.setup("fit")
+    assert counters == {"train": 1, "attack": 1}
+    again = make(train_attacks=["fgsm"])
+    again.setup("fit")
+    assert counters == {"train": 1, "attack": 1}, "nothing is made twice"
+    assert torch.equal(again.train_adv["fgsm"], first.train_adv["fgsm"])
+    make(train_attacks=["fgsm"], attack_params={"fgsm": {"eps": 0.1}}).setup("fit")
+    assert counters == {"train": 1, "attack": 2}, "a new attack parameter makes a new set"
+    make(train_attacks=["fgsm"], source_seed=5).setup("fit")
+    assert counters == {"train": 2, "attack": 3}, "a new source network makes new sets"
+    for path in (tmp_path / "adversarial").glob("*.pt"):
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.warns(UserWarning, match="corrupt or stale"):
+        make(train_attacks=["fgsm"]).setup("fit")
+    assert counters == {"train": 2, "attack": 4}, "a truncated set is made again"
+
+
+def test_attacker_and_defender_never_share_networks_or_examples(mnist_dir, tmp_path):
+    data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], cache_dir=str(tmp_path), **LIGHT)
+    data.setup("fit")
+    args = (data.train_x, data.train_y, data.augmenter, data.train_digest, str(tmp_path), False)
+    defender, d_key = surrogate.load_or_train(data.source_spec, *args)
+    callback = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
+    attacker, a_key = surrogate.load_or_train(callback.spec, *args)
+    assert d_key != a_key
+    assert any(not torch.equal(p, q) for p, q in zip(defender.parameters(), attacker.parameters()))
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "adversarial").glob("*.pt")) == ["train"]
+    same = TransferEvaluation(attacker_seed=data.source_spec.seed, attacker_epochs=1)
+    assert data.source_spec.same_network(same.spec) and not data.source_spec.same_network(callback.spec)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(mnist_dir, tmp_path_factory):
+    """A whole fgsm_jsma smoke run on the fixture data: (run folder, its cache)."""
+    root = tmp_path_factory.mktemp("smoke")
+    os.chdir(root)
+    assert run_cli(*smoke_args(mnist_dir, root / "cache", "fgsm_jsma.yaml")) == 0
+    (run,) = (root / "tb_logs" / "advlit").iterdir()
+    return run, root / "cache"
+
+
+def test_smoke_run_writes_window_metrics(smoke_run):
+    run, _ = smoke_run
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["window"] == [2, 3] and sorted(record["per_epoch"]) == ["1", "2", "3"]
+    assert set(record["max"]) == {"clean", "fgsm", "jsma", "cw"}
+    history = {int(e): accs for e, accs in record["per_epoch"].items()}
+    assert record["max"] == window_stats(history, 2, 3)["max"]
+    assert record["median"] == window_stats(history, 2, 3)["median"]
+    assert record["defender"]["train_attacks"] == ["fgsm", "jsma"]
+    assert record["attacker"]["spec"]["role"] == "attacker"
+    assert {"defender_surrogate_s", "attacker_cw_test_set_s", "training_s"} <= set(record["timings_s"])
+    (events,) = run.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events)).Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"val/acc/clean", "val/acc/fgsm", "val/acc/jsma", "val/acc/cw", "window/median/fgsm", "window/max/cw"} <= tags
+    assert acc.Scalars("window/median/jsma")[-1].value == pytest.approx(record["median"]["jsma"])
+    assert acc.Tags()["images"], "an example grid is logged"
+
+
+def test_clean_accuracy_matches_the_module_metric(smoke_run):
+    run, _ = smoke_run
+    record = json.loads((run / "metrics.json").read_text())
+    (events,) = run.glob("events.out.tfevents.*")
+    logged = [s.value for s in EventAccumulator(str(events)).Reload().Scalars("val/acc/clean")]
+    assert logged == pytest.approx([record["per_epoch"][str(e)]["clean"] for e in (1, 2, 3)])
+
+
+def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, monkeypatch):
+    run, cache = smoke_run
+    (ckpt,) = (run / "checkpoints").glob("*.ckpt")
+    monkeypatch.chdir(tmp_path)
+    args = smoke_args(mnist_dir, cache, "fgsm_jsma.yaml")
+    assert run_cli(*args, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
+    (resumed,) = (tmp_path / "tb_logs" / "advlit").iterdir()
+    record = json.loads((resumed / "metrics.json").read_text())
+    before = json.loads((run / "metrics.json").read_text())["per_epoch"]
+    assert sorted(record["per_epoch"]) == ["1", "2", "3", "4"] and record["window"] == [2, 4]
+    assert record["per_epoch"]["3"] == before["3"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--transfer.window_start", "7"], "epoch window 7-3"),
+        (["--transfer.window_end", "9"], "epoch window 2-9"),
+        (["--transfer.attacker_seed", "1", "--transfer.attacker_epochs", "5"], "same network"),
+        (["--data.train_attacks", "[deepfool]"], "deepfool"),
+        (["--model.arch", "vgg"], "vgg"),
+    ],
+)
+def test_bad_study_settings_fail_before_training(mnist_dir, tmp_path, capsys, extra, message, monkeypatch, counters):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(*smoke_args(mnist_dir, tmp_path, "fgsm.yaml"), *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert counters == {"train": 0, "attack": 0}
+
+
+def test_bad_datamodule_attack_list():
+    with pytest.raises(ConfigError, match="twice"):
+        MNISTDataModule(train_attacks=["fgsm", "fgsm"])
+
+
+def _fit(mnist_dir: Path, root: Path, cache: Path, devices: int, batch: int) -> dict:
+    """An advlit fit in a fresh process (as DDP launches it); returns its metrics.json."""
+    root.mkdir()
+    args = smoke_args(mnist_dir, cache, "fgsm.yaml") + [
+        "--data.augment", "false", "--transfer.attacker_augment", "false", "--transfer.attacks", "[fgsm, jsma]",
+        "--data.batch_size", str(batch), "--data.eval_batch_size", "64", "--trainer.accelerator", "cpu",
+        "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "advlit", *args], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (root / "tb_logs" / "advlit").iterdir()
+    return {**json.loads((run / "metrics.json").read_text()), "made": proc.stderr.count("advlit: making the ")}
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process(mnist_dir, tmp_path):
+    cache = tmp_path / "cache"
+    two = _fit(mnist_dir, tmp_path / "two", cache, devices=2, batch=50)
+    one = _fit(mnist_dir, tmp_path / "one", cache, devices=1, batch=100)  # the same global batches
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert two["made"] == 3 and one["made"] == 0, "each set is made once, by one process, then shared"
+    assert two["test_images"] == one["test_images"] == 200
+    for kind in ("max", "median"):
+        for name, value in one[kind].items():
+            assert two[kind][name] == pytest.approx(value, abs=0.011), (kind, name)
+    assert len(list((cache / "adversarial").glob("*.pt"))) == 3
