@@ -48,6 +48,11 @@ class AdvlitCLI(LightningCLI):
 
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in ("reproduce", "report"):
+        import importlib
+
+        return importlib.import_module(f"advlit.{argv[0]}").main(argv[1:])
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("advlit: %(message)s"))
     logging.getLogger("advlit").addHandler(handler)

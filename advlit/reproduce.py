@@ -1,0 +1,120 @@
+"""``advlit reproduce --table N``: every training run of a paper table, as ordinary ``advlit fit`` runs."""
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from advlit.errors import ConfigError
+
+MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
+PROFILES = ["paper", "quick"]
+TABLES = [2, 3, 4, 5]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of a table: its name, config files and extra overrides."""
+
+    table: int
+    name: str
+    configs: tuple[str, ...]
+    overrides: tuple[str, ...] = field(default=())
+
+
+def grid(table: int, profile: str) -> list[Run]:
+    """The runs of ``table`` under ``profile`` (config files relative to ``configs/``)."""
+    if table not in TABLES:
+        raise ConfigError(f"table {table} is unknown; choose one of {TABLES}")
+    if profile not in PROFILES:
+        raise ConfigError(f"profile {profile!r} is unknown; choose one of {PROFILES}")
+    prof = f"profiles/{profile}.yaml"
+    if table in (2, 3, 4):
+        overlay = {2: (), 3: ("resnet18.yaml",), 4: ("noaug.yaml",)}[table]
+        return [Run(table, mix, (f"{mix}.yaml", *overlay, prof)) for mix in MIXES]
+    runs = []
+    for defender, d_aug in (("M", True), ("M'", False)):
+        for attacker, a_aug in (("A", True), ("A'", False)):
+            name = f"{'M' if d_aug else 'Mp'}_{'A' if a_aug else 'Ap'}"
+            overrides = (f"--data.augment={str(d_aug).lower()}", f"--transfer.attacker_augment={str(a_aug).lower()}")
+            runs += [Run(5, f"{mix}-{name}", (f"{mix}.yaml", prof), overrides) for mix in MIXES]
+    return runs
+
+
+def check_profile(results: Path, profile: str) -> None:
+    """Claim ``results`` for ``profile``; a folder holding another profile's runs is refused."""
+    marker = results / "PROFILE"
+    if marker.exists() and marker.read_text().strip() != profile:
+        raise ConfigError(
+            f"{results} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}; use another --results folder"
+        )
+    results.mkdir(parents=True, exist_ok=True)
+    marker.write_text(profile + "\n")
+
+
+def run_folder(results: Path, run: Run) -> Path:
+    """Where a run's TensorBoard files and metrics.json go."""
+    return results / f"table{run.table}" / run.name
+
+
+def fit_command(results: Path, run: Run, passthrough: list[str]) -> list[str]:
+    """The ``advlit fit`` command line of one run."""
+    cmd = [sys.executable, "-m", "advlit", "fit"]
+    for config in run.configs:
+        cmd += ["--config", str(CONFIGS / config)]
+    return cmd + [
+        *run.overrides,
+        f"--trainer.logger.init_args.save_dir={results}",
+        f"--trainer.logger.init_args.name=table{run.table}",
+        f"--trainer.logger.init_args.version={run.name}",
+        *passthrough,
+    ]
+
+
+def reproduce(table: int, profile: str, results: Path, passthrough: list[str], dry_run: bool = False) -> int:
+    """Run every unfinished run of the table; returns the number of failed runs."""
+    runs = grid(table, profile)
+    if not dry_run:
+        check_profile(results, profile)
+    failed, start = [], time.perf_counter()
+    for i, run in enumerate(runs, 1):
+        folder = run_folder(results, run)
+        cmd = fit_command(results, run, passthrough)
+        if (folder / "metrics.json").exists():
+            print(f"[{i}/{len(runs)}] {run.name}: done already ({folder / 'metrics.json'})", flush=True)
+            continue
+        print(f"[{i}/{len(runs)}] {run.name}: {' '.join(cmd[2:])}", flush=True)
+        if dry_run:
+            continue
+        t0 = time.perf_counter()
+        code = subprocess.call(cmd)
+        print(f"[{i}/{len(runs)}] {run.name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s")
+        if code != 0:
+            failed.append(run.name)
+    print(f"table {table} ({profile}): {len(runs) - len(failed)}/{len(runs)} runs done in {time.perf_counter() - start:.0f} s")
+    if failed:
+        print(f"failed runs: {', '.join(failed)}", file=sys.stderr)
+    return len(failed)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``advlit reproduce``; unknown flags go to every ``advlit fit``."""
+    parser = argparse.ArgumentParser(
+        prog="advlit reproduce",
+        description="Run every training run of a paper table (extra flags such as --data.data_dir or "
+        "--trainer.devices are passed to each advlit fit).",
+    )
+    parser.add_argument("--table", type=int, required=True, help=f"one of {TABLES}")
+    parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
+    parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
+    args, passthrough = parser.parse_known_args(argv)
+    try:
+        failed = reproduce(args.table, args.profile, args.results / args.profile, passthrough, args.dry_run)
+    except ConfigError as err:
+        print(f"advlit reproduce: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(1 if failed else 0)
