@@ -23,14 +23,16 @@ TRAINER_DEFAULTS = {
 class AdvlitCLI(LightningCLI):
     """LightningCLI over :class:`Classifier` and :class:`MNISTDataModule`, with the transfer evaluation.
 
-    ``transfer.*`` configures the attacker and the epoch window; the architecture, attack
-    settings and cache folder are shared with the defender through argument links.
+    ``transfer.*`` configures the attacker and the epoch window; the architecture, learning rate,
+    attack settings and cache folder are shared with the defender through argument links.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(TransferEvaluation, "transfer")
         parser.link_arguments("model.arch", "data.source_arch")
         parser.link_arguments("model.arch", "transfer.arch")
+        parser.link_arguments("model.lr", "data.source_lr")
+        parser.link_arguments("model.lr", "transfer.attacker_lr")
         parser.link_arguments("data.attack_params", "transfer.attack_params")
         parser.link_arguments("data.cache_dir", "transfer.cache_dir")
 

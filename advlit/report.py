@@ -182,6 +182,16 @@ def timings(tables: dict[int, dict]) -> list[str]:
     return lines
 
 
+def seeds(tables: dict[int, dict]) -> str:
+    """The seeds of the runs, as the first finished run records them."""
+    done = [r for runs in tables.values() for r in runs.values() if r]
+    rec = next((r for r in done if "seed_everything" in r), done[0])
+    d, a = rec.get("defender", {}), rec.get("attacker", {}).get("spec", {})
+    return (f"Seeds: defender network {rec.get('seed_everything')} (seed_everything), defender data order and "
+            f"augmentation {d.get('seed')}, defender's source network {d.get('source', {}).get('seed')}, "
+            f"attacker's network {a.get('seed')}; device {rec.get('device')}.")  # fmt: skip
+
+
 def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
     """Write ``out``/results.md, one CSV per table and the plots; returns the markdown path."""
     if profile not in PROFILES:
@@ -216,7 +226,8 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
             parts += [f"![Table {table} per-epoch accuracy]({png.name})", ""]
     parts += ["## Findings", "", "| finding | verdict | numbers (our medians) |", "|---|---|---|"]
     parts += [f"| {f} | {v} | {n} |" for f, v, n in findings(loaded)]
-    parts += ["", "## Stage wall times", "", *timings(loaded), "", f"Report machine: {platform.platform()}.", ""]
+    parts += ["", "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",
+              f"Report machine: {platform.platform()}.", ""]  # fmt: skip
     path = out / "results.md"
     path.write_text("\n".join(parts))
     return path

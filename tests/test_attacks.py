@@ -233,3 +233,13 @@ def test_real_mnist_lenet5_is_fooled_white_box(real_mnist, real_lenet5, name):
     x, y = (t[:100] for t in load_mnist(real_mnist, train=False))
     attack = {"fgsm": FGSM(), "jsma": JSMA(), "cw": CarliniWagnerL2(c_init=10.0, binary_search_steps=2, max_iterations=100, lr=0.1)}[name]
     assert accuracy(net, attack(net, x, y), y) < 0.5
+
+
+def test_attack_benchmark_prints_a_row_per_attack(mnist_dir, capsys):
+    from advlit.bench_attacks import attacks
+
+    attacks(str(mnist_dir), archs=["lenet5"], attacks={"fgsm": {}, "jsma": {"gamma": 0.02}}, images=10,
+            batch_size=5, train_epochs=1, train_images=100, device="cpu")  # fmt: skip
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lenet5")]
+    assert [r.split()[1] for r in rows] == ["fgsm", "jsma"]
+    assert rows[0].split()[4] == "48", "the paper's Table 1 time is shown beside ours"

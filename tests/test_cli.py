@@ -5,7 +5,7 @@ from conftest import CONFIGS, run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("config", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_parses(config, capsys):
     assert run_cli("fit", "--config", str(config), "--print_config") == 0
     assert "model:" in capsys.readouterr().out

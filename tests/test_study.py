@@ -128,6 +128,7 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert record["median"] == window_stats(history, 2, 3)["median"]
     assert record["defender"]["train_attacks"] == ["fgsm", "jsma"]
     assert record["attacker"]["spec"]["role"] == "attacker"
+    assert record["attacker"]["spec"]["lr"] == record["defender"]["source"]["lr"] == 1e-4, "model.lr is linked"
     assert {"defender_surrogate_s", "attacker_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     (events,) = run.glob("events.out.tfevents.*")
     acc = EventAccumulator(str(events)).Reload()

@@ -41,9 +41,11 @@ class MNISTDataModule(LightningDataModule):
         source_arch: the defender's source network (set from ``model.arch`` by the CLI).
         source_seed: seed of the defender's source network.
         source_epochs: training epochs of the defender's source network.
+        source_lr: Adam's learning rate for it (set from ``model.lr`` by the CLI).
         cache_dir: cache of surrogates and adversarial sets (None: ``$ADVLIT_CACHE`` or
             ``~/.cache/advlit``).
-        attack_batch_size: images per attack batch.
+        attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU, where
+            smaller batches run faster).
         progress: progress bars for surrogate training and attack generation.
     """
 
@@ -66,8 +68,9 @@ class MNISTDataModule(LightningDataModule):
         source_arch: str = "lenet5",
         source_seed: int = 1,
         source_epochs: int = 50,
+        source_lr: float = 1e-4,
         cache_dir: str | None = None,
-        attack_batch_size: int = 1000,
+        attack_batch_size: int | None = None,
         progress: bool = True,
     ) -> None:
         super().__init__()
@@ -81,7 +84,7 @@ class MNISTDataModule(LightningDataModule):
         if len(set(train_attacks)) != len(train_attacks):
             raise ConfigError(f"train_attacks={train_attacks} names an attack twice")
         self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in train_attacks}
-        self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender")
+        self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
         self.save_hyperparameters()
         self.train_x = self.train_y = self.test_x = self.test_y = None
         self.train_adv: dict[str, torch.Tensor] = {}

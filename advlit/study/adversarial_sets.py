@@ -21,15 +21,17 @@ def load_or_make(
     y: torch.Tensor,
     data_digest: str,
     cache_dir: str | None = None,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """``x_adv`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
 
     Named by the surrogate's key, the attack and its parameters, the split and the data; made in
     batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
-    checks (shape, dtype, stored hash) is made again with a warning.
+    checks (shape, dtype, stored hash) is made again with a warning. ``batch_size`` None picks
+    1000 on a GPU and 100 on the CPU.
     """
+    batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
     key = content_key(
         {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split, "data": data_digest}
     )

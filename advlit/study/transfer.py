@@ -44,10 +44,12 @@ class TransferEvaluation(Callback):
         attacker_seed: seed of the attacker's network.
         attacker_augment: whether the attacker trains with augmentation (Table 5's A/A').
         attacker_epochs: training epochs of the attacker's network.
+        attacker_lr: Adam's learning rate for it (the CLI links ``model.lr``).
         window_start: first epoch of the statistics window (1-based).
         window_end: last epoch of the window (None: the last epoch).
         cache_dir: cache folder (the CLI links ``data.cache_dir``).
-        attack_batch_size: images per attack batch.
+        attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU, where
+            smaller batches run faster).
         eval_batch_size: images per evaluation batch.
         example_images: test images shown per set in the example grid (0: none).
     """
@@ -60,17 +62,18 @@ class TransferEvaluation(Callback):
         attacker_seed: int = 2,
         attacker_augment: bool = True,
         attacker_epochs: int = 50,
+        attacker_lr: float = 1e-4,
         window_start: int = 20,
         window_end: int | None = None,
         cache_dir: str | None = None,
-        attack_batch_size: int = 1000,
+        attack_batch_size: int | None = None,
         eval_batch_size: int = 1000,
         example_images: int = 8,
     ) -> None:
         if len(set(attacks)) != len(attacks):
             raise ConfigError(f"transfer.attacks={attacks} names an attack twice")
         self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in attacks}
-        self.spec = SurrogateSpec(arch, attacker_augment, attacker_seed, attacker_epochs, "attacker")
+        self.spec = SurrogateSpec(arch, attacker_augment, attacker_seed, attacker_epochs, "attacker", attacker_lr)
         self.window_start, self.window_end = window_start, window_end
         self.cache_dir, self.attack_batch_size, self.eval_batch_size = cache_dir, attack_batch_size, eval_batch_size
         self.example_images = example_images
@@ -172,6 +175,8 @@ class TransferEvaluation(Callback):
                              "attacks": {name: a.params() for name, a in self.attacks.items()}},
                 "timings_s": {**getattr(data, "timings", {}), **self.timings},
                 "test_images": len(self.test_y),
+                "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
+                "device": str(pl_module.device),
                 "world_size": trainer.world_size,
             }  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
