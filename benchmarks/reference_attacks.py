@@ -97,6 +97,8 @@ def main() -> None:
         ("JSMA", "ART SaliencyMapMethod", args.images, lambda x, y: art_attack("SaliencyMapMethod", model, b, theta=1.0, gamma=0.2)(x, y)),
         ("JSMA", "torchattacks JSMA", args.slow_images, lambda x, y: batched(torchattacks_attack("JSMA", model, theta=1.0, gamma=0.2))(x, y)),
         ("JSMA", "advertorch JSMA", args.slow_images, lambda x, y: batched(advertorch_jsma(model, theta=1.0, gamma=0.2))(x, y)),
+        ("C&W", "advlit c 2, 1 search step x 150, lr 0.03", args.images,
+         ours("cw", c_init=2.0, binary_search_steps=1, max_iterations=150, lr=0.03)),
         ("C&W", "advlit c 10, 3 search steps x 100, lr 0.1", args.images,
          ours("cw", c_init=10.0, binary_search_steps=3, max_iterations=100, lr=0.1)),
         ("C&W", "torchattacks CW c 10, 1000 steps", args.slow_images, lambda x, y: batched(torchattacks_attack("CW", model, c=10, kappa=5, steps=1000, lr=0.01))(x, y)),

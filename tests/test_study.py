@@ -129,6 +129,7 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert record["defender"]["train_attacks"] == ["fgsm", "jsma"]
     assert record["attacker"]["spec"]["role"] == "attacker"
     assert record["attacker"]["spec"]["lr"] == record["defender"]["source"]["lr"] == 1e-4, "model.lr is linked"
+    assert record["seed_everything"] == "0", "surrogate training does not overwrite the run's seed"
     assert {"defender_surrogate_s", "attacker_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     (events,) = run.glob("events.out.tfevents.*")
     acc = EventAccumulator(str(events)).Reload()

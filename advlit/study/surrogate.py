@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -70,7 +71,7 @@ def _quiet_data_module():
 def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool) -> nn.Module:
     """Train with advlit's Classifier and DataModule in a nested single-device Trainer."""
     device = x.device
-    rank = rank_zero_only.rank
+    rank, global_seed = rank_zero_only.rank, os.environ.get("PL_GLOBAL_SEED")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         seed_everything(spec.seed, verbose=False)
         module = Classifier(spec.arch, lr=spec.lr)
@@ -92,8 +93,12 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
         )  # fmt: skip
         try:
             trainer.fit(module, data)
-        finally:
-            rank_zero_only.rank = rank  # a nested Trainer must not change who logs in the outer run
+        finally:  # a nested Trainer must not change who logs in the outer run, nor its recorded seed
+            rank_zero_only.rank = rank
+            if global_seed is None:
+                os.environ.pop("PL_GLOBAL_SEED", None)
+            else:
+                os.environ["PL_GLOBAL_SEED"] = global_seed
     return module.net
 
 
