@@ -128,10 +128,14 @@ def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
     if e2 is not None:
         numbers.append(f"FGSM+JSMA+C&W on FGSM matched {', '.join(f'{v:.1f}%' for v in matched)} vs mismatched "
                        f"{', '.join(f'{v:.1f}%' for v in mismatched)}")  # fmt: skip
-    both = None if e1 is None or e2 is None else e1 and e2
-    partly = " (only part of it ran)" if (e1 is None) != (e2 is None) else ""
+    if e1 is not None and e2 is None:
+        e_verdict = f"Table 4 part {verdict(e1)}; Table 5 part not run"
+    elif e2 is not None and e1 is None:
+        e_verdict = f"Table 5 part {verdict(e2)}; Table 4 part not run"
+    else:
+        e_verdict = verdict(None if e1 is None else e1 and e2)
     out.append(("(e) without augmentation the undefended net resists transfer better (Table 4 vs 2), and an "
-                "augmentation mismatch cuts FGSM accuracy (Table 5)", verdict(both) + partly, "; ".join(numbers)))  # fmt: skip
+                "augmentation mismatch cuts FGSM accuracy (Table 5)", e_verdict, "; ".join(numbers)))  # fmt: skip
     return out
 
 

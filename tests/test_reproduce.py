@@ -106,6 +106,15 @@ def test_findings_follow_the_numbers(tmp_path):
     assert bad["a"] == "not reproduced" and bad["b"] == "not reproduced" and bad["c"] == "reproduced"
 
 
+def test_finding_e_reports_the_part_that_ran(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)
+    noaug = {**PAPERLIKE["clean"], "fgsm": 0.30, "jsma": 0.30, "cw": 0.30}  # worse than with augmentation
+    fake_metrics(tmp_path / "quick" / "table4" / "clean", noaug)
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2, 4]).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| (e)"))
+    assert "Table 4 part not reproduced; Table 5 part not run" in line and "no-aug 30.0%" in line
+
+
 def test_report_refuses_other_profiles_and_empty_folders(tmp_path):
     write_table2(tmp_path, PAPERLIKE)
     with pytest.raises(ConfigError, match="no advlit reproduce runs"):
