@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--slow_images", type=int, default=50, help="images for the slowest peers")
     parser.add_argument("--paper_cw_images", type=int, default=25, help="images for C&W with the paper's settings")
     parser.add_argument("--batch_size", type=int, default=100)
+    parser.add_argument("--only", choices=["JSMA", "C&W"], default=None, help="run one attack's rows")
     args = parser.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
@@ -93,6 +94,8 @@ def main() -> None:
 
     rows = [
         ("JSMA", "advlit pairs (theta 1, gamma 0.2)", args.images, ours("jsma")),
+        ("JSMA", "advlit pairs, chunks of 1000 refilled 100", args.images,
+         lambda x, y: run_attack(build_attack("jsma", working_batch=b), model, x, y, 10 * b, progress=False)),
         ("JSMA", "advlit single", args.images, ours("jsma", variant="single")),
         ("JSMA", "ART SaliencyMapMethod", args.images, lambda x, y: art_attack("SaliencyMapMethod", model, b, theta=1.0, gamma=0.2)(x, y)),
         ("JSMA", "torchattacks JSMA", args.slow_images, lambda x, y: batched(torchattacks_attack("JSMA", model, theta=1.0, gamma=0.2))(x, y)),
@@ -108,6 +111,8 @@ def main() -> None:
     print(f"device: {describe_device(torch.device('cpu'))}; LeNet5 trained 2 epochs, batch {b}")
     print(f"{'attack':5s} {'implementation':44s} {'images':>6s} {'ms/img':>8s} {'60k (s)':>9s} {'success':>8s} {'L0':>6s} {'L2':>5s}")
     for kind, name, n, fn in rows:
+        if args.only and kind != args.only:
+            continue
         x, y = x_all[:n], y_all[:n]
         try:
             start = time.perf_counter()

@@ -243,3 +243,10 @@ def test_attack_benchmark_prints_a_row_per_attack(mnist_dir, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lenet5")]
     assert [r.split()[1] for r in rows] == ["fgsm", "jsma"]
     assert rows[0].split()[4] == "48", "the paper's Table 1 time is shown beside ours"
+
+
+@pytest.mark.parametrize("variant", ["pairs", "single"])
+def test_jsma_refilled_working_batch_gives_the_same_images(victim, variant):
+    net, x, y = victim
+    whole = JSMA(gamma=0.1, variant=variant)(net, x, y)
+    assert torch.equal(JSMA(gamma=0.1, variant=variant, working_batch=7)(net, x, y), whole)

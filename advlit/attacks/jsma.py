@@ -30,6 +30,8 @@ class JSMA(Attack):
         target: ``random`` or ``best``.
         variant: ``pairs`` or ``single``.
         seed: seed of the random targets.
+        working_batch: images stepped together; finished images are replaced from the rest of
+            the call's images, so the batch stays full (None: all of them at once).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class JSMA(Attack):
         target: Literal["random", "best"] = "random",
         variant: Literal["pairs", "single"] = "pairs",
         seed: int = 0,
+        working_batch: int | None = None,
     ) -> None:
         check_range("theta", theta, -1.0, 1.0)
         if theta == 0:
@@ -48,7 +51,10 @@ class JSMA(Attack):
             raise ConfigError(f"target={target!r} must be 'random' or 'best'")
         if variant not in ("pairs", "single"):
             raise ConfigError(f"variant={variant!r} must be 'pairs' or 'single'")
+        if working_batch is not None and working_batch < 1:
+            raise ConfigError(f"working_batch={working_batch} must be >= 1 or None")
         self.theta, self.gamma, self.target, self.variant, self.seed = float(theta), float(gamma), target, variant, seed
+        self.working_batch = working_batch
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -68,16 +74,22 @@ class JSMA(Attack):
         return x_all[cost.argmin(0), torch.arange(len(x), device=x.device)]
 
     def targeted(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Move each image towards its target class ``t``; returns the perturbed batch."""
-        shape, d = x.shape[1:], x[0].numel()
+        """Move each image towards its target class ``t``; returns the perturbed batch.
+
+        At most ``working_batch`` images are stepped together; an image that finishes is replaced
+        by the next one not yet started, so the batch stays full (each image's path is its own).
+        """
+        n, shape, d = len(x), x.shape[1:], x[0].numel()
         x_adv = x.flatten(1).clone()  # (N, D)
         sign = 1.0 if self.theta > 0 else -1.0
         domain = x_adv < 1 if self.theta > 0 else x_adv > 0  # pixels that can still move
         per_step = 2 if self.variant == "pairs" else 1
-        active = torch.arange(len(x), device=x.device)
-        for _ in range(int(self.gamma * d) // per_step):
-            if len(active) == 0:
-                break
+        max_steps = int(self.gamma * d) // per_step
+        steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+        width = self.working_batch or n
+        active = torch.arange(min(width, n) if max_steps > 0 else 0, device=x.device)
+        started = len(active)
+        while len(active):
             xa = x_adv[active].view(-1, *shape).requires_grad_(True)
             logits = model(xa)
             ta = t[active]
@@ -94,5 +106,10 @@ class JSMA(Attack):
             for idx in (p[go],) if q is None else (p[go], q[go]):
                 x_adv[rows, idx] = (x_adv[rows, idx] + self.theta).clamp(0, 1)
                 domain[rows, idx] = False
-            active = rows
+            steps[rows] += 1
+            active = rows[steps[rows] < max_steps]
+            if len(active) < width and started < n:
+                new = torch.arange(started, min(n, started + width - len(active)), device=x.device)
+                started += len(new)
+                active = torch.cat([active, new])
         return x_adv.view_as(x)
