@@ -19,7 +19,8 @@ def describe_device(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer reads its end."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -37,7 +38,7 @@ def bare_epoch(arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, aug
     net = build_network(arch).to(x.device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     aug, gen = Augment(), torch.Generator(device=x.device).manual_seed(0)
-    _sync(x.device)
+    sync(x.device)
     start = time.perf_counter()
     for xb, yb in TensorBatches((x, y), batch_size, shuffle=True):
         if augment:
@@ -46,17 +47,17 @@ def bare_epoch(arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, aug
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    _sync(x.device)
+    sync(x.device)
     return time.perf_counter() - start
 
 
 class _EpochTimer(Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
+        sync(pl_module.device)
         self.start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
+        sync(pl_module.device)
         self.seconds = time.perf_counter() - self.start
 
 

@@ -6,6 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from advlit.attacks import build_attack, run_attack
+from advlit.bench import describe_device, sync
 from advlit.data import load_mnist
 from advlit.data.batches import TensorBatches
 from advlit.models import build_network
@@ -66,8 +67,6 @@ def attacks(
         train_images: training images of the victim.
         device: cpu, cuda or auto.
     """
-    from advlit.bench import describe_device
-
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
     x_train, y_train = (t[:train_images].to(dev) for t in load_mnist(data_dir, train=True))
     x, y = (t[:images].to(dev) for t in load_mnist(data_dir, train=False))
@@ -80,11 +79,10 @@ def attacks(
             attack = build_attack(name, **params)
             if dev.type == "cuda":
                 run_attack(attack, model, x[:batch_size], y[:batch_size], batch_size, progress=False)  # warm-up
-                torch.cuda.synchronize(dev)
+            sync(dev)
             start = time.perf_counter()
             x_adv = run_attack(attack, model, x, y, batch_size)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
+            sync(dev)
             seconds = time.perf_counter() - start
             s = perturbation_stats(model, x, x_adv, y)
             paper = PAPER_SECONDS.get((arch, name), float("nan"))

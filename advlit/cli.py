@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
+from advlit.study.surrogate import check_distinct
 from advlit.study.transfer import TransferEvaluation, check_window
 
 TRAINER_DEFAULTS = {
@@ -40,12 +41,7 @@ class AdvlitCLI(LightningCLI):
         """Reject a bad window or an attacker identical to the defender before any training."""
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
-        source = self.datamodule.source_spec
-        if source.same_network(transfer.spec):
-            raise ConfigError(
-                "transfer.attacker_* names the same network as the defender's source "
-                f"(seed {source.seed}, augment {source.augment}); give the attacker another seed"
-            )
+        check_distinct(self.datamodule.source_spec, transfer.spec)
 
 
 def main(args: ArgsType = None) -> None:

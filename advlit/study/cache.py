@@ -41,20 +41,26 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def atomic_save(obj: dict, path: Path) -> None:
-    """Write ``obj`` with torch.save to a temporary file beside ``path``, then rename it in place."""
+def atomic_write(data: bytes | memoryview, path: Path) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it in place: readers see the
+    old file or the whole new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            buffer = io.BytesIO()
-            torch.save(obj, buffer)
-            f.write(buffer.getbuffer())
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_save(obj: dict, path: Path) -> None:
+    """:func:`atomic_write` of ``obj`` as torch.save writes it."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(buffer.getbuffer(), path)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> None:

@@ -49,6 +49,15 @@ class SurrogateSpec:
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
 
+def check_distinct(defender: SurrogateSpec, attacker: SurrogateSpec) -> None:
+    """A ConfigError when the attacker's spec would train the defender's source network."""
+    if defender.same_network(attacker):
+        raise ConfigError(
+            "transfer.attacker_* names the same network as the defender's source "
+            f"(seed {defender.seed}, augment {defender.augment}); give the attacker another seed"
+        )
+
+
 def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> str:
     """The cache key: the spec, the augmentation settings in force and the training data."""
     aug = dataclasses.asdict(augmenter) if spec.augment else None

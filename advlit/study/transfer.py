@@ -14,7 +14,7 @@ from torchvision.utils import make_grid
 from advlit.attacks import AttackName, build_attack
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
-from advlit.study.cache import tensor_digest
+from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.surrogate import SurrogateSpec
 from advlit.study.window import window_stats
 
@@ -92,9 +92,7 @@ class TransferEvaluation(Callback):
         data = trainer.datamodule
         if data is None or not hasattr(data, "test_x"):
             raise ConfigError("TransferEvaluation needs advlit's MNISTDataModule")
-        source = getattr(data, "source_spec", None)
-        if source is not None and source.same_network(self.spec):
-            raise ConfigError("the attacker's network spec equals the defender's source spec; give another seed")
+        surrogate.check_distinct(data.source_spec, self.spec)
         self.spec = spec = dataclasses.replace(self.spec, batch_size=data.global_batch_size)
         progress = data.hparams.progress
         start = time.perf_counter()
@@ -102,7 +100,7 @@ class TransferEvaluation(Callback):
                                            self.cache_dir, progress)  # fmt: skip
         self.timings["attacker_surrogate_s"] = time.perf_counter() - start
         test_digest = tensor_digest(data.test_x, data.test_y)
-        self.test_x, self.test_y = data.test_x, data.test_y
+        self.test_y = data.test_y
         self.test_sets = {"clean": data.test_x}
         for name, attack in self.attacks.items():
             start = time.perf_counter()
@@ -137,7 +135,7 @@ class TransferEvaluation(Callback):
             if name != "clean":  # the module logs val/acc/clean itself
                 pl_module.log(f"val/acc/{name}", acc, sync_dist=False)
         self.history[trainer.current_epoch + 1] = accs
-        if len(self.history) == 1 or trainer.current_epoch == 0:
+        if len(self.history) == 1:  # once per run, resumed runs included
             self.log_examples(trainer)
 
     def log_examples(self, trainer: Trainer) -> None:
@@ -179,10 +177,7 @@ class TransferEvaluation(Callback):
                 "device": str(pl_module.device),
                 "world_size": trainer.world_size,
             }  # fmt: skip
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".metrics.json.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(record, indent=2, default=str))
-            os.replace(tmp, folder / "metrics.json")
+            atomic_write(json.dumps(record, indent=2, default=str).encode(), folder / "metrics.json")
 
     def state_dict(self) -> dict:
         return {"history": self.history}
