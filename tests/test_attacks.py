@@ -8,6 +8,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from advlit.attacks import ATTACKS, FGSM, JSMA, PGD, CarliniWagnerL2, build_attack, run_attack
+from advlit.attacks import saliency
+from advlit.attacks.saliency import best_pairs
 from advlit.data import load_mnist
 from advlit.errors import ConfigError
 
@@ -112,6 +114,19 @@ def test_carlini_wagner_fools_with_margin_and_smaller_l2_than_fgsm(victim):
     assert l2(x_adv) < l2(x_fgsm)
 
 
+def test_carlini_wagner_tanh_scale_reaches_a_smaller_l2_in_few_iterations(victim):
+    net, x, y = victim
+    settings = dict(c_init=2.0, binary_search_steps=1, max_iterations=40, lr=0.1, abort_early=False)
+    l2 = {}
+    for scale in (0.999999, 0.99):
+        x_adv = CarliniWagnerL2(tanh_scale=scale, **settings)(net, x, y)
+        with torch.no_grad():
+            fooled = net(x_adv).argmax(1) != y
+        assert fooled.float().mean() > 0.9
+        l2[scale] = (x_adv - x).flatten(1).norm(dim=1)[fooled].mean().item()
+    assert l2[0.99] < l2[0.999999], l2
+
+
 @pytest.mark.parametrize("name", FAST)
 def test_attack_keeps_range_and_leaves_the_model_untouched(victim, name):
     net, x, y = victim
@@ -170,6 +185,7 @@ def test_run_attack_batches_like_one_call(victim):
         (lambda: JSMA(target="nearest"), "target"),
         (lambda: CarliniWagnerL2(c_init=0), "c_init"),
         (lambda: CarliniWagnerL2(binary_search_steps=0), "binary_search_steps"),
+        (lambda: CarliniWagnerL2(tanh_scale=1.0), "tanh_scale"),
         (lambda: build_attack("deepfool"), "deepfool"),
     ],
 )
@@ -250,3 +266,24 @@ def test_jsma_refilled_working_batch_gives_the_same_images(victim, variant):
     net, x, y = victim
     whole = JSMA(gamma=0.1, variant=variant)(net, x, y)
     assert torch.equal(JSMA(gamma=0.1, variant=variant, working_batch=7)(net, x, y), whole)
+
+
+@pytest.mark.parametrize("max_candidates", [64, 2])  # 2: every image takes the full D x D fallback
+@pytest.mark.parametrize("seed", range(5))
+def test_pair_search_finds_the_best_pair_of_the_full_search(seed, max_candidates, monkeypatch):
+    monkeypatch.setattr(saliency, "MAX_CANDIDATES", max_candidates)
+    gen = torch.Generator().manual_seed(seed)
+    n, d = 12, 60
+    u, v = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
+    domain = torch.rand(n, d, generator=gen) < 0.8
+    domain[0] = False  # no pixel left
+    domain[1, 2:] = False  # exactly one pair left
+    p, q, ok = best_pairs(u, v, domain)
+    su, sv = u[:, :, None] + u[:, None, :], v[:, :, None] + v[:, None, :]
+    admissible = (su > 0) & (sv > 0) & domain[:, :, None] & domain[:, None, :] & ~torch.eye(d, dtype=torch.bool)
+    brute = torch.where(admissible, su * sv, float("-inf")).flatten(1).amax(1)
+    assert torch.equal(ok, brute > float("-inf"))
+    rows = ok.nonzero()[:, 0]
+    assert (p[rows] != q[rows]).all() and domain[rows, p[rows]].all() and domain[rows, q[rows]].all()
+    got = (u[rows, p[rows]] + u[rows, q[rows]]) * (v[rows, p[rows]] + v[rows, q[rows]])
+    assert torch.allclose(got, brute[rows])

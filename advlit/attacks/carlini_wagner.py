@@ -22,6 +22,10 @@ class CarliniWagnerL2(Attack):
     With ``abort_early`` an image stops a search step when its loss has not dropped by 0.01%
     over the last ``max_iterations // 10`` iterations, and leaves the batch. Images whose logits
     or loss turn non-finite leave the batch at once and are never written.
+    The optimisation starts at ``w = atanh((2x - 1) * tanh_scale)``. Carlini's 0.999999 puts
+    saturated pixels (0 or 1, most of an MNIST image) at ``|w| = 7.25``, where Adam's steps of
+    about ``lr`` need ``(7.25 - 2.6) / lr`` iterations before such a pixel moves at all; 0.99 starts
+    them 0.005 inside the box (``|w| = 2.65``), so far fewer iterations reach the same L2.
     Shapes: ``x`` ``(N, C, H, W)`` in [0, 1], ``y`` ``(N,)``.
 
     Args:
@@ -31,6 +35,7 @@ class CarliniWagnerL2(Attack):
         max_iterations: Adam steps per value of c.
         lr: Adam's learning rate.
         abort_early: stop an image's search step when its loss stalls.
+        tanh_scale: in (0, 1); how far inside the box saturated pixels start (see above).
     """
 
     def __init__(
@@ -41,6 +46,7 @@ class CarliniWagnerL2(Attack):
         max_iterations: int = 1000,
         lr: float = 0.01,
         abort_early: bool = True,
+        tanh_scale: float = 0.999999,
     ) -> None:
         check_range("confidence", confidence, 0.0, float("inf"))
         if c_init <= 0:
@@ -50,6 +56,9 @@ class CarliniWagnerL2(Attack):
                 raise ConfigError(f"{name}={value} must be >= 1")
         if lr <= 0:
             raise ConfigError(f"lr={lr} must be positive")
+        if not 0 < tanh_scale < 1:
+            raise ConfigError(f"tanh_scale={tanh_scale} must be in (0, 1)")
+        self.tanh_scale = float(tanh_scale)
         self.confidence, self.c_init, self.lr = float(confidence), float(c_init), float(lr)
         self.binary_search_steps, self.max_iterations, self.abort_early = binary_search_steps, max_iterations, abort_early
 
@@ -87,7 +96,7 @@ class CarliniWagnerL2(Attack):
         success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         active = torch.arange(len(x), device=x.device)
         xa, ya, ca = x, y, c
-        w = torch.atanh((2 * x - 1) * 0.999999)
+        w = torch.atanh((2 * x - 1) * self.tanh_scale)
         m, v = torch.zeros_like(w), torch.zeros_like(w)
         prev = torch.full_like(c, float("inf"))
         check_every = max(1, self.max_iterations // 10)
