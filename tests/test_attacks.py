@@ -268,6 +268,17 @@ def test_jsma_refilled_working_batch_gives_the_same_images(victim, variant):
     assert torch.equal(JSMA(gamma=0.1, variant=variant, working_batch=7)(net, x, y), whole)
 
 
+def test_carlini_wagner_more_search_steps_never_increase_an_images_l2(victim):
+    net, x, y = victim
+    l2 = {}
+    for steps in (1, 3):
+        x_adv = CarliniWagnerL2(**{**LIGHT_CW, "binary_search_steps": steps})(net, x, y)
+        l2[steps] = (x_adv - x).flatten(1).norm(dim=1)
+    fooled_at_first = l2[1] > 0  # an image without a success keeps x: any later success is a gain
+    assert (l2[3][fooled_at_first] <= l2[1][fooled_at_first] + 1e-4).all()
+    assert (l2[3] < l2[1] - 1e-3).any(), "later values of c find smaller perturbations"
+
+
 @pytest.mark.parametrize("max_candidates", [64, 2])  # 2: every image takes the full D x D fallback
 @pytest.mark.parametrize("seed", range(5))
 def test_pair_search_finds_the_best_pair_of_the_full_search(seed, max_candidates, monkeypatch):
