@@ -19,6 +19,13 @@ def describe_device(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
+def pick_device(name: str) -> torch.device:
+    """``auto``: cuda when available, else cpu; ``gpu`` or ``cuda``: cuda; ``cpu``: cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if name == "gpu" else name)
+
+
 def sync(device: torch.device) -> None:
     """Wait for the device's queued work, so that a timer reads its end."""
     if device.type == "cuda":
@@ -100,8 +107,8 @@ def train(
         repeats: rounds; each round times every variant once, and the median is printed.
         accelerator: cpu, gpu or auto.
     """
-    use_cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
+    device = pick_device(accelerator)
+    use_cuda = device.type == "cuda"
     x, y = _mnist_or_random(data_dir, images)
     x, y = x.to(device), y.to(device)
     print(f"device: {describe_device(device)}; {arch}, {len(x)} images, batch {batch_size}")

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from advlit.attacks import build_attack, run_attack
-from advlit.bench import describe_device, sync
+from advlit.bench import describe_device, pick_device, sync
 from advlit.data import load_mnist
 from advlit.data.batches import TensorBatches
 from advlit.models import build_network
@@ -67,7 +67,7 @@ def attacks(
         train_images: training images of the victim.
         device: cpu, cuda or auto.
     """
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    dev = pick_device(device)
     x_train, y_train = (t[:train_images].to(dev) for t in load_mnist(data_dir, train=True))
     x, y = (t[:images].to(dev) for t in load_mnist(data_dir, train=False))
     print(f"device: {describe_device(dev)}; {images} test images, batch {batch_size}")

@@ -153,5 +153,6 @@ def main() -> None:
         print(f"floor: forward + 2 gradients = {step:.3f} ms/img at batch {b} (median of {len(floors)}); "
               f"x {pairs['l0'] / 2:.1f} pair steps = {floor:.0f} s per 60k images on the model passes alone")
 
+
 if __name__ == "__main__":
     main()
