@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-CACHE_FORMAT = 1  # bump when attack or surrogate-training code changes what a cached file holds
+CACHE_FORMAT = 2  # bump when attack or surrogate-training code changes what a cached file holds

@@ -8,7 +8,7 @@ from lightning.pytorch import LightningDataModule
 from typing_extensions import override
 
 from advlit.attacks import AttackName, build_attack
-from advlit.data.augment import Augment
+from advlit.data.augment import Augment, Interpolation
 from advlit.data.batches import TensorBatches
 from advlit.data.mnist import download_mnist, load_mnist
 from advlit.errors import ConfigError
@@ -29,9 +29,11 @@ class MNISTDataModule(LightningDataModule):
         eval_batch_size: batch size for validation and test.
         augment: apply the paper's augmentation to the clean training images.
         rotate_degrees: largest rotation angle.
-        translate_px: largest shift in pixels on each axis.
+        translate: largest shift as a fraction of the image size (torchvision's ``translate``:
+            0.2 of 28 px rounds to at most 6 whole pixels, the paper's "maximum of 6 pixels").
         erase_p: probability of random erasing.
         erase_max_area: largest erased fraction of the image.
+        interpolation: resampling of the rotation, ``nearest`` (torchvision's default) or ``bilinear``.
         seed: seed of the shuffling and of the augmentation.
         train_limit: keep only the first ``train_limit`` training images (None: all).
         test_limit: keep only the first ``test_limit`` test images (None: all).
@@ -57,9 +59,10 @@ class MNISTDataModule(LightningDataModule):
         eval_batch_size: int = 1000,
         augment: bool = True,
         rotate_degrees: float = 20.0,
-        translate_px: float = 6.0,
+        translate: float = 0.2,
         erase_p: float = 0.5,
         erase_max_area: float = 0.3,
+        interpolation: Interpolation = "nearest",
         seed: int = 0,
         train_limit: int | None = None,
         test_limit: int | None = None,
@@ -80,7 +83,7 @@ class MNISTDataModule(LightningDataModule):
         for name, value in (("train_limit", train_limit), ("test_limit", test_limit)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1 or null (all images)")
-        self.augmenter = Augment(rotate_degrees, translate_px, erase_p, erase_max_area)
+        self.augmenter = Augment(rotate_degrees, translate, erase_p, erase_max_area, interpolation)
         if len(set(train_attacks)) != len(train_attacks):
             raise ConfigError(f"train_attacks={train_attacks} names an attack twice")
         self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in train_attacks}

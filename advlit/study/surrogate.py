@@ -89,8 +89,8 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
                 metric.sync_on_compute = False
         data = _quiet_data_module()(
             download=False, batch_size=spec.batch_size, augment=spec.augment, seed=spec.seed,
-            rotate_degrees=augmenter.degrees, translate_px=augmenter.translate_px,
-            erase_p=augmenter.erase_p, erase_max_area=augmenter.erase_max_area,
+            rotate_degrees=augmenter.degrees, translate=augmenter.translate, erase_p=augmenter.erase_p,
+            erase_max_area=augmenter.erase_max_area, interpolation=augmenter.interpolation,
         )  # fmt: skip
         data.train_x, data.train_y, data.test_x, data.test_y = x, y, x[:1], y[:1]
         trainer = Trainer(
