@@ -6,6 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from advlit.attacks import build_attack, run_attack
+from advlit.attacks.carlini_wagner import EFFICIENT_CW
 from advlit.bench import describe_device, pick_device, sync
 from advlit.data import load_mnist
 from advlit.data.batches import TensorBatches
@@ -39,7 +40,7 @@ def perturbation_stats(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Ten
     diff = (x_adv - x).flatten(1)[fooled]
     return {
         "success": fooled.sum().item() / max(correct.sum().item(), 1),
-        "l0": (diff.abs() > 1e-6).sum(1).float().mean().item() if len(diff) else float("nan"),
+        "l0": (diff != 0).sum(1).float().mean().item() if len(diff) else float("nan"),
         "l2": diff.norm(dim=1).mean().item() if len(diff) else float("nan"),
         "linf": diff.abs().amax(1).mean().item() if len(diff) else float("nan"),
     }
@@ -48,7 +49,7 @@ def perturbation_stats(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Ten
 def attacks(
     data_dir: str,
     archs: list[str] = ["lenet5", "resnet18"],
-    attacks: dict[str, dict] = {"fgsm": {}, "jsma": {}, "cw": {}},
+    attacks: dict[str, dict] = {"fgsm": {}, "jsma": {}, "jsma_pairs": {}, "cw": EFFICIENT_CW},
     images: int = 1000,
     batch_size: int = 1000,
     train_epochs: int = 2,
@@ -60,7 +61,8 @@ def attacks(
     Args:
         data_dir: MNIST folder (the victim trains on its training set; test images are attacked).
         archs: networks to attack, each trained ``train_epochs`` epochs here first.
-        attacks: registry name -> hyperparameters (empty: the paper's settings).
+        attacks: registry name (``name:label`` to run one attack in several settings, such as
+            ``cw:carlini: {}``) -> hyperparameters (empty: the code defaults).
         images: test images attacked per attack (the projection scales from these).
         batch_size: attack batch size.
         train_epochs: epochs of the victim's training.
@@ -71,24 +73,26 @@ def attacks(
     x_train, y_train = (t[:train_images].to(dev) for t in load_mnist(data_dir, train=True))
     x, y = (t[:images].to(dev) for t in load_mnist(data_dir, train=False))
     print(f"device: {describe_device(dev)}; {images} test images, batch {batch_size}")
-    print(f"{'model':9s} {'attack':40s} {'img/s':>8s} {'60k (s)':>9s} {'paper (s)':>9s} {'success':>8s} "
-          f"{'L0':>6s} {'L2':>6s} {'Linf':>5s}")  # fmt: skip
+    print(f"{'model':9s} {'attack':40s} {'img/s':>8s} {'60k (s)':>9s} {'paper (s)':>9s} {'fwd/img':>8s} "
+          f"{'success':>8s} {'L0':>6s} {'L2':>6s} {'Linf':>5s}")  # fmt: skip
     for arch in archs:
         model = quick_train(arch, x_train, y_train, train_epochs)
-        for name, params in attacks.items():
+        passes = [0]
+        model.register_forward_hook(lambda m, inputs, out: passes.__setitem__(0, passes[0] + len(inputs[0])))
+        for label, params in attacks.items():
+            name = label.split(":")[0]
             attack = build_attack(name, **params)
             if dev.type == "cuda":
                 run_attack(attack, model, x[:batch_size], y[:batch_size], batch_size, progress=False)  # warm-up
             sync(dev)
-            start = time.perf_counter()
+            passes[0], start = 0, time.perf_counter()
             x_adv = run_attack(attack, model, x, y, batch_size)
             sync(dev)
-            seconds = time.perf_counter() - start
+            seconds, per_image = time.perf_counter() - start, passes[0] / len(x)
             s = perturbation_stats(model, x, x_adv, y)
             paper = PAPER_SECONDS.get((arch, name), float("nan"))
-            label = f"{name} {params}" if params else name
             print(
-                f"{arch:9s} {label:40s} {len(x) / seconds:8.1f} {seconds * 60_000 / len(x):9.1f} {paper:9.0f} "
+                f"{arch:9s} {label:40s} {len(x) / seconds:8.1f} {seconds * 60_000 / len(x):9.1f} {paper:9.0f} {per_image:8.0f} "
                 f"{s['success']:8.1%} {s['l0']:6.1f} {s['l2']:6.2f} {s['linf']:5.2f}",
                 flush=True,
             )

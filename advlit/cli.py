@@ -11,7 +11,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
-from advlit.study.surrogate import check_distinct
 from advlit.study.transfer import TransferEvaluation, check_window
 
 TRAINER_DEFAULTS = {
@@ -38,10 +37,11 @@ class AdvlitCLI(LightningCLI):
         parser.link_arguments("data.cache_dir", "transfer.cache_dir")
 
     def before_fit(self) -> None:
-        """Reject a bad window or an attacker identical to the defender before any training."""
+        """Reject a bad window, or an attacker that rebuilds the defender's source or the defended
+        network, before any training."""
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
-        check_distinct(self.datamodule.source_spec, transfer.spec)
+        transfer.check_attackers(self.datamodule, self.model)
 
 
 def main(args: ArgsType = None) -> None:

@@ -15,7 +15,6 @@ from advlit.reproduce import MIXES, PROFILES, grid, run_folder
 SETS = ["clean", "fgsm", "jsma", "cw"]
 ATTACKS = ["fgsm", "jsma", "cw"]
 LABELS = {"clean": "Clean", "fgsm": "FGSM", "jsma": "JSMA", "cw": "C&W"}
-T5_CELLS = [("M", "A"), ("M", "A'"), ("M'", "A"), ("M'", "A'")]
 
 
 def mix_label(mix: str) -> str:
@@ -37,12 +36,29 @@ def paper_numbers() -> dict[tuple, float]:
 
 
 def load_runs(results: Path, table: int, profile: str) -> dict[str, dict | None]:
-    """metrics.json of every run of the table by run name; None where it is missing."""
+    """metrics.json of every run of a Table 2, 3 or 4 by run name; None where it is missing."""
     runs = {}
     for run in grid(table, profile):
         path = run_folder(results, run) / "metrics.json"
         runs[run.name] = json.loads(path.read_text()) if path.exists() else None
     return runs
+
+
+def attacker_of(rec: dict, augment: bool | None = None) -> str | None:
+    """The name of the run's attacker trained with ``augment`` (None: the defender's own choice)."""
+    augment = rec["defender"]["augment"] if augment is None else augment
+    return next((n for n, a in rec.get("attackers", {}).items() if a["spec"]["augment"] == augment), None)
+
+
+def value(rec: dict | None, stat: str, test_set: str, augment: bool | None = None) -> float | None:
+    """A run's ``stat`` on ``clean`` or on an attack's set (``fgsm_noise`` for its control) of the
+    attacker trained with ``augment`` (None: the same augmentation as the defender)."""
+    if rec is None:
+        return None
+    if test_set == "clean":
+        return rec[stat].get("clean")
+    name = attacker_of(rec, augment)
+    return None if name is None else rec[stat].get(f"{name}/{test_set}")
 
 
 def cell(ours: float | None, paper: float | None) -> str:
@@ -51,32 +67,79 @@ def cell(ours: float | None, paper: float | None) -> str:
     return left if paper is None else f"{left} ({paper:.2f})"
 
 
-def table_rows(table: int, runs: dict[str, dict | None], paper: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of one table in the paper's layout, each cell ``ours (paper)``."""
+def table_rows(table: int, runs: dict, paper: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one table in the paper's layout, each cell ``ours (paper)``.
+
+    ``runs``: run name -> metrics.json; for Table 5, ``{"M": Table 2 runs, "M'": Table 4 runs}``.
+    """
     if table == 5:
         header = ["trained on", "defender"] + [f"{a} {LABELS[s]}" for a in ("A", "A'") for s in ATTACKS]
         rows = []
         for mix in MIXES:
             for defender in ("M", "M'"):
                 row = [mix_label(mix), defender]
-                for attacker in ("A", "A'"):
-                    name = f"{mix}-{'M' if defender == 'M' else 'Mp'}_{'A' if attacker == 'A' else 'Ap'}"
-                    rec = runs.get(name)
+                for attacker, augment in (("A", True), ("A'", False)):
                     for s in ATTACKS:
-                        ours = rec["median"].get(s) if rec else None
+                        ours = value(runs[defender].get(mix), "median", s, augment)
                         row.append(cell(ours, paper.get((5, mix_label(mix), defender, attacker, s))))
                 rows.append(row)
         return header, rows
     header = ["trained on"] + [f"{stat} {LABELS[s]}" for stat in ("max", "median") for s in SETS]
     rows = []
     for mix in MIXES:
-        rec = runs.get(mix)
         row = [mix_label(mix)]
         for stat in ("max", "median"):
             for s in SETS:
-                row.append(cell(rec[stat].get(s) if rec else None, paper.get((table, mix_label(mix), stat, s))))
+                row.append(cell(value(runs.get(mix), stat, s), paper.get((table, mix_label(mix), stat, s))))
         rows.append(row)
     return header, rows
+
+
+def attack_sets(runs: dict) -> list[str]:
+    """The attacks scored in these runs (the paper's three first, then any other, such as jsma_pairs)."""
+    names = {k.split("/")[1] for r in runs.values() if r for k in r["median"] if "/" in k}
+    found = sorted(n for n in names if not n.endswith("_noise"))
+    return [a for a in ATTACKS if a in found] + [a for a in found if a not in ATTACKS]
+
+
+def control_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
+    """Median accuracy under each attack beside its matched noise, and the defender's largest
+    predicted-class share on the attack's set at the last epoch (a collapse to one class shows)."""
+    attacks = attack_sets(runs)
+    header = ["trained on"] + [f"{a} {h}" for a in attacks for h in ("attack", "noise", "gap", "top class")]
+    rows = []
+    for mix in MIXES:
+        rec, row = runs.get(mix), [mix_label(mix)]
+        for a in attacks:
+            atk, noise = value(rec, "median", a), value(rec, "median", f"{a}_noise")
+            gap = None if atk is None or noise is None else atk - noise
+            hist = (rec or {}).get("predicted_classes_last_epoch", {}).get(f"{attacker_of(rec)}/{a}") if rec else None
+            top = f"{max(hist) / sum(hist):.0%} '{hist.index(max(hist))}'" if hist else "-"
+            row += [_pct(atk), _pct(noise), "-" if gap is None else f"{100 * gap:+.1f}", top]
+        rows.append(row)
+    return header, rows
+
+
+def quality_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
+    """Each set's quality on the network that made it (the first run that holds the set)."""
+    header = ["set", "white-box success", "mean L0", "mean L2", "mean L_inf", "median L2", "unchanged"]
+    seen: dict[str, dict] = {}
+    for rec in runs.values():
+        for name, q in (rec or {}).get("set_quality", {}).items():
+            seen.setdefault(name, q)
+    rows = []
+    for name, q in sorted(seen.items()):
+        rows.append([name, f"{q['success']:.1%}", _num(q["l0"]["mean"], 1), _num(q["l2"]["mean"], 2),
+                     _num(q["linf"]["mean"], 3), _num(q["l2"]["median"], 2), f"{q['unchanged']:.1%}"])  # fmt: skip
+    return header, rows
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _num(v: float | None, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -84,14 +147,14 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def median_of(runs: dict, name: str, s: str) -> float | None:
-    rec = runs.get(name)
-    return None if rec is None else 100 * rec["median"].get(s, float("nan"))
+def median_of(runs: dict, name: str, s: str, augment: bool | None = None) -> float | None:
+    v = value(runs.get(name), "median", s, augment)
+    return None if v is None else 100 * v
 
 
 def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
     """The paper's five findings as (finding, verdict, deciding numbers); verdicts from our medians."""
-    t2, t4, t5 = tables.get(2, {}), tables.get(4, {}), tables.get(5, {})
+    t2, t4 = tables.get(2, {}), tables.get(4, {})
     out = []
 
     def verdict(ok: bool | None) -> str:
@@ -118,8 +181,8 @@ def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
                 ", ".join(f"{s} {v:.1f}%" for s, v in zip(SETS, d) if v is not None)))  # fmt: skip
     aug = [median_of(t2, "clean", s) for s in ATTACKS]
     noaug = [median_of(t4, "clean", s) for s in ATTACKS]
-    matched = [median_of(t5, n, "fgsm") for n in ("fgsm_jsma_cw-M_A", "fgsm_jsma_cw-Mp_Ap")]
-    mismatched = [median_of(t5, n, "fgsm") for n in ("fgsm_jsma_cw-M_Ap", "fgsm_jsma_cw-Mp_A")]
+    matched = [median_of(t2, "fgsm_jsma_cw", "fgsm", True), median_of(t4, "fgsm_jsma_cw", "fgsm", False)]
+    mismatched = [median_of(t2, "fgsm_jsma_cw", "fgsm", False), median_of(t4, "fgsm_jsma_cw", "fgsm", True)]
     e1 = statistics.mean(noaug) > statistics.mean(aug) if have(*aug, *noaug) else None
     e2 = min(matched) - max(mismatched) >= 5 if have(*matched, *mismatched) else None
     numbers = []
@@ -136,6 +199,14 @@ def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
         e_verdict = verdict(None if e1 is None else e1 and e2)
     out.append(("(e) without augmentation the undefended net resists transfer better (Table 4 vs 2), and an "
                 "augmentation mismatch cuts FGSM accuracy (Table 5)", e_verdict, "; ".join(numbers)))  # fmt: skip
+    f_verdicts, f_numbers = [], []
+    for table, runs in ((2, t2), (4, t4)):
+        gaps = {s: (median_of(runs, "clean", s), median_of(runs, "clean", f"{s}_noise")) for s in ATTACKS}
+        ok = None if not all(have(a, n) for a, n in gaps.values()) else all(a <= n - 10 for a, n in gaps.values())
+        f_verdicts.append(f"Table {table} {verdict(ok)}")
+        f_numbers += [f"T{table} {s} {a:.1f}% vs noise {n:.1f}%" for s, (a, n) in gaps.items() if have(a, n)]
+    out.append(("(f) each attack costs the undefended network >= 10 points more than its matched noise (the loss "
+                "is transfer, not fragility)", "; ".join(f_verdicts), ", ".join(f_numbers)))  # fmt: skip
     return out
 
 
@@ -157,8 +228,14 @@ def plot_table(table: int, runs: dict[str, dict | None], folder: Path) -> list[P
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
     for ax, (name, rec) in zip(axes.flat, done.items()):
         epochs = sorted(int(e) for e in rec["per_epoch"])
-        for s in SETS:
-            ax.plot(epochs, [100 * rec["per_epoch"][str(e)].get(s, float("nan")) for e in epochs], label=LABELS[s])
+        attacker = attacker_of(rec)
+        for i, s in enumerate(SETS):
+            for suffix, style in (("", "-"), ("_noise", ":")):
+                key = s if s == "clean" else f"{attacker}/{s}{suffix}"
+                if s == "clean" and suffix:
+                    continue
+                ax.plot(epochs, [100 * rec["per_epoch"][str(e)].get(key, float("nan")) for e in epochs], style,
+                        color=f"C{i}", label=LABELS[s] + (" noise" if suffix else ""))  # fmt: skip
         ax.axvspan(*rec["window"], color="0.9")
         ax.set_title(name if table == 5 else mix_label(name), fontsize=9)
         ax.set_xlabel("epoch")
@@ -190,10 +267,37 @@ def seeds(tables: dict[int, dict]) -> str:
     """The seeds of the runs, as the first finished run records them."""
     done = [r for runs in tables.values() for r in runs.values() if r]
     rec = next((r for r in done if "seed_everything" in r), done[0])
-    d, a = rec.get("defender", {}), rec.get("attacker", {}).get("spec", {})
+    d = rec.get("defender", {})
+    attackers = ", ".join(f"{n} {a['spec']['seed']} (augment {a['spec']['augment']})" for n, a in rec.get("attackers", {}).items())
     return (f"Seeds: defender network {rec.get('seed_everything')} (seed_everything), defender data order and "
             f"augmentation {d.get('seed')}, defender's source network {d.get('source', {}).get('seed')}, "
-            f"attacker's network {a.get('seed')}; device {rec.get('device')}.")  # fmt: skip
+            f"attackers' networks {attackers}; device {rec.get('device')}.")  # fmt: skip
+
+
+def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
+    """Markdown of one table: ours beside the paper, then (Tables 2-4) controls, set quality, plots."""
+    header, rows = table_rows(table, runs, paper)
+    with open(out / f"table{table}.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    title = {2: "LeNet5, augmentation", 3: "ResNet18, augmentation", 4: "LeNet5, no augmentation",
+             5: "LeNet5, defender M/M' x attacker A/A' (median; the paper does not say which statistic)"}[table]  # fmt: skip
+    if table == 5:
+        done = sum(r is not None for side in runs.values() for r in side.values())
+        return [f"## Table {table}: {title}", "", f"From the Table 2 (M) and Table 4 (M') runs, each scored against "
+                f"both attackers. Runs done: {done}/{2 * len(MIXES)}.", "", markdown(header, rows), ""]  # fmt: skip
+    any_run = next(r for r in runs.values() if r)
+    parts = [f"## Table {table}: {title}", "",
+             f"Window: epochs {any_run['window'][0]}-{any_run['window'][1]}; {any_run['test_images']} test images. "
+             f"Runs done: {sum(r is not None for r in runs.values())}/{len(runs)}.", "", markdown(header, rows), "",
+             f"### Table {table}: attacks beside their matched noise (median, %)", "",
+             "`gap` is attack minus noise: near 0 means the noise alone costs as much (fragility, not transfer). "
+             "`top class`: the defender's largest predicted-class share on the attack's set at the last epoch.", "",
+             markdown(*control_rows(runs)), "",
+             f"### Table {table}: set quality (white-box, on the network that made the set)", "",
+             markdown(*quality_rows(runs)), ""]  # fmt: skip
+    for png in plot_table(table, runs, out):
+        parts += [f"![Table {table} per-epoch accuracy]({png.name})", ""]
+    return parts
 
 
 def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
@@ -208,26 +312,19 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
         raise ConfigError(f"{folder} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}")
     paper = paper_numbers()
     out.mkdir(parents=True, exist_ok=True)
-    loaded = {t: load_runs(folder, t, profile) for t in tables}
+    loaded = {t: load_runs(folder, t, profile) for t in sorted(set(tables) - {5} | ({2, 4} if 5 in tables else set()))}
     loaded = {t: runs for t, runs in loaded.items() if any(runs.values())}
     if not loaded:
         raise ConfigError(f"no metrics.json found under {folder} for tables {tables}")
     parts = [f"# Results: profile `{profile}`", "",
-             f"Each cell is `ours (paper)`, accuracy in percent on the black-box test sets; `missing` marks a run "
-             f"without metrics.json. Made by `advlit report` from `{folder}`.", ""]  # fmt: skip
-    for table, runs in sorted(loaded.items()):
-        header, rows = table_rows(table, runs, paper)
-        with open(out / f"table{table}.csv", "w", newline="") as f:
-            csv.writer(f).writerows([header, *rows])
-        any_run = next(r for r in runs.values() if r)
-        title = {2: "LeNet5, augmentation", 3: "ResNet18, augmentation", 4: "LeNet5, no augmentation",
-                 5: "LeNet5, defender M/M' x attacker A/A' (median; the paper does not say which statistic)"}[table]  # fmt: skip
-        parts += [f"## Table {table}: {title}", "",
-                  f"Window: epochs {any_run['window'][0]}-{any_run['window'][1]}; {any_run['test_images']} test images. "
-                  f"Runs done: {sum(r is not None for r in runs.values())}/{len(runs)}.", "",
-                  markdown(header, rows), ""]  # fmt: skip
-        for png in plot_table(table, runs, out):
-            parts += [f"![Table {table} per-epoch accuracy]({png.name})", ""]
+             f"Each cell is `ours (paper)`, accuracy in percent on the black-box test sets of the attacker trained "
+             f"like the defender (augmentation or not); `missing` marks a run without metrics.json. Made by "
+             f"`advlit report` from `{folder}`.", ""]  # fmt: skip
+    shown = {t: loaded[t] for t in tables if t in loaded}
+    if 5 in tables and (2 in loaded or 4 in loaded):
+        shown[5] = {"M": loaded.get(2, {}), "M'": loaded.get(4, {})}
+    for table, runs in sorted(shown.items()):
+        parts += table_section(table, runs, paper, out)
     parts += ["## Findings", "", "| finding | verdict | numbers (our medians) |", "|---|---|---|"]
     parts += [f"| {f} | {v} | {n} |" for f, v, n in findings(loaded)]
     parts += ["", "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",

@@ -13,18 +13,49 @@ from advlit.errors import ConfigError
 from advlit.reproduce import MIXES, grid, run_folder
 
 
-@pytest.mark.parametrize("table, runs, overlay", [(2, 8, None), (3, 8, "resnet18.yaml"), (4, 8, "noaug.yaml"), (5, 32, None)])
-def test_grid_expands_each_table(table, runs, overlay):
+@pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
+def test_grid_expands_each_table(table, overlay):
     expanded = grid(table, "quick")
-    assert len(expanded) == runs == len({r.name for r in expanded})
+    assert len(expanded) == 8 == len({r.name for r in expanded})
     for run in expanded:
         assert run.configs[-1] == "profiles/quick.yaml"
         assert (overlay in run.configs) if overlay else len(run.configs) == 2
         assert (reproduce_mod.CONFIGS / run.configs[0]).exists()
-    if table == 5:
-        pairs = {(r.overrides[0], r.overrides[1]) for r in expanded}
-        assert len(pairs) == 4 and all(sum(r.name.startswith(m + "-") for r in expanded) == 4 for m in MIXES)
-        assert "--data.augment=false" in grid(5, "paper")[-1].overrides
+
+
+def test_table5_trains_nothing_beyond_tables_2_and_4():
+    assert grid(5, "paper") == grid(2, "paper") + grid(4, "paper")
+
+
+@pytest.mark.parametrize("profile", ["paper", "quick"])
+def test_profiles_score_every_run_against_both_attackers(profile, capsys):
+    from conftest import run_cli
+
+    for run in grid(2, profile)[:1] + grid(4, profile)[:1]:
+        configs = [a for c in run.configs for a in ("--config", str(reproduce_mod.CONFIGS / c))]
+        assert run_cli("fit", *configs, "--print_config") == 0
+        out = capsys.readouterr().out
+        assert "name: A\n" in out and "name: Ap\n" in out, run
+
+
+def test_profiles_use_the_efficient_cw_setting():
+    import yaml
+
+    from advlit.attacks.carlini_wagner import EFFICIENT_CW
+
+    for profile in ("paper", "quick"):
+        config = yaml.safe_load((reproduce_mod.CONFIGS / "profiles" / f"{profile}.yaml").read_text())
+        assert config["data"]["attack_params"]["cw"] == EFFICIENT_CW, profile
+
+
+def test_reproduce_runs_only_the_named_runs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean", "fgsm_jsma_cw"]) == 0
+    versions = [next(a.split("=")[1] for a in cmd if a.startswith("--trainer.logger.init_args.version=")) for cmd in calls]
+    assert versions == ["clean", "fgsm_jsma_cw"]
+    with pytest.raises(ConfigError, match="bogus"):
+        reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["bogus"])
 
 
 def test_unknown_table_or_profile():
@@ -34,11 +65,21 @@ def test_unknown_table_or_profile():
         grid(2, "fast")
 
 
-def fake_metrics(path: Path, medians: dict[str, float], window=(5, 10)) -> None:
+def fake_metrics(path: Path, medians: dict[str, float], window=(5, 10), augment: bool = True, other=None) -> None:
+    """A metrics.json whose matched attacker (A with augmentation, Ap without) has ``medians``, its
+    controls 0.95, and the other attacker ``other`` (default: the same as the matched one)."""
     path.mkdir(parents=True, exist_ok=True)
-    per_epoch = {str(e): medians for e in range(1, window[1] + 1)}
-    record = {"window": list(window), "max": medians, "median": medians, "per_epoch": per_epoch,
-              "test_images": 2000, "timings_s": {"training_s": 10.0}}  # fmt: skip
+    own, cross = ("A", "Ap") if augment else ("Ap", "A")
+    flat = {"clean": medians["clean"]}
+    for name, values in ((own, medians), (cross, other or medians)):
+        for s, v in values.items():
+            if s != "clean":
+                flat[f"{name}/{s}"], flat[f"{name}/{s}_noise"] = v, 0.95
+    per_epoch = {str(e): flat for e in range(1, window[1] + 1)}
+    spec = {"seed": 2, "augment": True}
+    record = {"window": list(window), "max": flat, "median": flat, "per_epoch": per_epoch,
+              "test_images": 2000, "timings_s": {"training_s": 10.0}, "defender": {"augment": augment},
+              "attackers": {"A": {"spec": spec}, "Ap": {"spec": {**spec, "augment": False}}}}  # fmt: skip
     (path / "metrics.json").write_text(json.dumps(record))
 
 
@@ -109,10 +150,33 @@ def test_findings_follow_the_numbers(tmp_path):
 def test_finding_e_reports_the_part_that_ran(tmp_path):
     write_table2(tmp_path, PAPERLIKE)
     noaug = {**PAPERLIKE["clean"], "fgsm": 0.30, "jsma": 0.30, "cw": 0.30}  # worse than with augmentation
-    fake_metrics(tmp_path / "quick" / "table4" / "clean", noaug)
+    fake_metrics(tmp_path / "quick" / "table4" / "clean", noaug, augment=False)
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2, 4]).read_text()
     line = next(x for x in md.splitlines() if x.startswith("| (e)"))
     assert "Table 4 part not reproduced; Table 5 part not run" in line and "no-aug 30.0%" in line
+
+
+def test_table5_comes_from_the_table2_and_table4_runs(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)
+    mism = {"fgsm": 0.70, "jsma": 0.62, "cw": 0.55}
+    fake_metrics(tmp_path / "quick" / "table2" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"]}, other={**mism, "fgsm": 0.86})
+    fake_metrics(tmp_path / "quick" / "table4" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"]}, augment=False,
+                 other={**mism, "fgsm": 0.84})  # fmt: skip
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [5]).read_text()
+    rows = list(csv.reader(open(tmp_path / "out" / "table5.csv")))
+    m = next(r for r in rows if r[0] == "FGSM + JSMA + C&W" and r[1] == "M")
+    mp = next(r for r in rows if r[0] == "FGSM + JSMA + C&W" and r[1] == "M'")
+    assert m[2].startswith("99.00 (99.21)") and m[5].startswith("86.00 (86.66)")  # A, then A' FGSM
+    assert mp[2].startswith("84.00") and mp[5].startswith("99.00")
+    line = next(x for x in md.splitlines() if x.startswith("| (e)"))
+    assert "Table 5 part reproduced" in line, line
+
+
+def test_finding_f_compares_each_attack_with_its_noise(tmp_path):
+    ok = verdicts(tmp_path / "ok", PAPERLIKE)  # attacks 42-61% vs noise 95%
+    assert ok["f"] == "Table 2 reproduced; Table 4 not run"
+    fragile = {**PAPERLIKE, "clean": {**PAPERLIKE["clean"], "fgsm": 0.90}}  # within 10 points of the noise
+    assert verdicts(tmp_path / "bad", fragile)["f"] == "Table 2 not reproduced; Table 4 not run"
 
 
 def test_report_refuses_other_profiles_and_empty_folders(tmp_path):

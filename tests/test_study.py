@@ -11,6 +11,7 @@ import torch
 from conftest import run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from advlit.attacks import FGSM
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
@@ -25,6 +26,7 @@ def test_window_stats_on_a_known_sequence():
     history = {e: {"clean": 0.9 + e / 100, "fgsm": [0.5, 0.7, 0.6, 0.9, 0.2][e - 1]} for e in range(1, 6)}
     stats = window_stats(history, 2, 4)
     assert stats["max"]["fgsm"] == 0.9 and stats["median"]["fgsm"] == 0.7
+    assert window_stats(history, 1, 4)["median"]["fgsm"] == pytest.approx(0.65)  # even length: mean of 0.6, 0.7
     assert stats["max"]["clean"] == pytest.approx(0.94) and stats["median"]["clean"] == pytest.approx(0.93)
     assert window_stats(history, 5, 5)["median"]["fgsm"] == 0.2
 
@@ -100,12 +102,12 @@ def test_attacker_and_defender_never_share_networks_or_examples(mnist_dir, tmp_p
     args = (data.train_x, data.train_y, data.augmenter, data.train_digest, str(tmp_path), False)
     defender, d_key = surrogate.load_or_train(data.source_spec, *args)
     callback = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
-    attacker, a_key = surrogate.load_or_train(callback.spec, *args)
-    assert d_key != a_key
-    assert any(not torch.equal(p, q) for p, q in zip(defender.parameters(), attacker.parameters()))
+    attacker, a_key = surrogate.load_or_train(callback.specs["A"], *args)
+    assert d_key != a_key and callback.specs["A"].seed != data.source_spec.seed
+    d_set = FGSM()(defender, data.train_x[:100], data.train_y[:100])
+    a_set = FGSM()(attacker, data.train_x[:100], data.train_y[:100])
+    assert (d_set != a_set).flatten(1).any(1).float().mean() > 0.5, "the two networks' examples differ"
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "adversarial").glob("*.pt")) == ["train"]
-    same = TransferEvaluation(attacker_seed=data.source_spec.seed, attacker_epochs=1)
-    assert data.source_spec.same_network(same.spec) and not data.source_spec.same_network(callback.spec)
 
 
 @pytest.fixture(scope="module")
@@ -122,20 +124,30 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     run, _ = smoke_run
     record = json.loads((run / "metrics.json").read_text())
     assert record["window"] == [2, 3] and sorted(record["per_epoch"]) == ["1", "2", "3"]
-    assert set(record["max"]) == {"clean", "fgsm", "jsma", "cw"}
-    history = {int(e): accs for e, accs in record["per_epoch"].items()}
-    assert record["max"] == window_stats(history, 2, 3)["max"]
-    assert record["median"] == window_stats(history, 2, 3)["median"]
+    sets = {"clean"} | {f"A/{a}{s}" for a in ("fgsm", "jsma", "cw") for s in ("", "_noise")}
+    assert set(record["max"]) == sets
+    e2, e3 = record["per_epoch"]["2"], record["per_epoch"]["3"]
+    for name in sets:  # by hand: the window 2-3 has an even length, its median is the mean of the two
+        assert record["max"][name] == max(e2[name], e3[name])
+        assert record["median"][name] == pytest.approx((e2[name] + e3[name]) / 2, abs=1e-12)
+        assert record["per_epoch"]["1"][name] * 200 == pytest.approx(round(record["per_epoch"]["1"][name] * 200))
     assert record["defender"]["train_attacks"] == ["fgsm", "jsma"]
-    assert record["attacker"]["spec"]["role"] == "attacker"
-    assert record["attacker"]["spec"]["lr"] == record["defender"]["source"]["lr"] == 1e-4, "model.lr is linked"
+    assert record["attackers"]["A"]["spec"]["role"] == "attacker"
+    assert record["attackers"]["A"]["spec"]["lr"] == record["defender"]["source"]["lr"] == 1e-4, "model.lr is linked"
     assert record["seed_everything"] == "0", "surrogate training does not overwrite the run's seed"
-    assert {"defender_surrogate_s", "attacker_cw_test_set_s", "training_s"} <= set(record["timings_s"])
+    assert {"defender_surrogate_s", "attacker_A_cw_test_set_s", "training_s"} <= set(record["timings_s"])
+    quality = record["set_quality"]
+    assert set(quality) == (sets - {"clean"}) | {"defender/fgsm", "defender/jsma"}
+    assert quality["A/fgsm"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
+    assert quality["A/fgsm_noise"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
+    assert quality["A/jsma_noise"]["l0"] == quality["A/jsma"]["l0"] or quality["A/jsma"]["success"] < 1
+    for name, hist in record["predicted_classes_last_epoch"].items():
+        assert len(hist) == 10 and sum(hist) == 200, name
     (events,) = run.glob("events.out.tfevents.*")
     acc = EventAccumulator(str(events)).Reload()
     tags = set(acc.Tags()["scalars"])
-    assert {"val/acc/clean", "val/acc/fgsm", "val/acc/jsma", "val/acc/cw", "window/median/fgsm", "window/max/cw"} <= tags
-    assert acc.Scalars("window/median/jsma")[-1].value == pytest.approx(record["median"]["jsma"])
+    assert {"val/acc/clean", "val/acc/A/fgsm", "val/acc/A/fgsm_noise", "val/acc/A/cw", "window/median/A/fgsm"} <= tags
+    assert acc.Scalars("window/median/A/jsma")[-1].value == pytest.approx(record["median"]["A/jsma"])
     assert acc.Tags()["images"], "an example grid is logged"
 
 
@@ -165,7 +177,12 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     [
         (["--transfer.window_start", "7"], "epoch window 7-3"),
         (["--transfer.window_end", "9"], "epoch window 2-9"),
-        (["--transfer.attacker_seed", "1", "--transfer.attacker_epochs", "5"], "same network"),
+        (["--transfer.attackers", "[{name: A, seed: 1}]"], "same network as the defender's source"),
+        (["--transfer.attackers", "[{name: A, seed: 1}]", "--transfer.attacker_epochs", "2"], "defender's source"),
+        (["--data.train_attacks", "[]", "--seed_everything", "4", "--data.seed", "4",
+          "--transfer.attackers", "[{name: A, seed: 4}]"], "same network as the defended one"),
+        (["--transfer.attackers", "[{name: A}, {name: A, seed: 3}]"], "distinct names"),
+        (["--transfer.attackers", "[{name: clean}]"], "attacker name 'clean'"),
         (["--data.train_attacks", "[deepfool]"], "deepfool"),
         (["--model.arch", "vgg"], "vgg"),
     ],
@@ -187,7 +204,7 @@ def _fit(mnist_dir: Path, root: Path, cache: Path, devices: int, batch: int) -> 
     """An advlit fit in a fresh process (as DDP launches it); returns its metrics.json."""
     root.mkdir()
     args = smoke_args(mnist_dir, cache, "fgsm.yaml") + [
-        "--data.augment", "false", "--transfer.attacker_augment", "false", "--transfer.attacks", "[fgsm, jsma]",
+        "--data.augment", "false", "--transfer.attackers", "[{name: Ap, augment: false}]", "--transfer.attacks", "[fgsm, jsma]",
         "--data.batch_size", str(batch), "--data.eval_batch_size", "64", "--trainer.accelerator", "cpu",
         "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto",
     ]  # fmt: skip
@@ -206,7 +223,8 @@ def test_two_process_ddp_matches_one_process(mnist_dir, tmp_path):
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert two["made"] == 3 and one["made"] == 0, "each set is made once, by one process, then shared"
     assert two["test_images"] == one["test_images"] == 200
-    for kind in ("max", "median"):
-        for name, value in one[kind].items():
-            assert two[kind][name] == pytest.approx(value, abs=0.011), (kind, name)
+    for epoch, accs in two["per_epoch"].items():
+        for name, acc in accs.items():  # exact counts: every image once, no padding or duplicates
+            assert acc * 200 == pytest.approx(round(acc * 200), abs=1e-9), (epoch, name)
+            assert abs(round(acc * 200) - round(one["per_epoch"][epoch][name] * 200)) <= 2, (epoch, name)
     assert len(list((cache / "adversarial").glob("*.pt"))) == 3

@@ -9,8 +9,19 @@ from advlit.attacks.jsma import JSMA
 from advlit.attacks.pgd import PGD
 from advlit.errors import ConfigError
 
-AttackName = Literal["fgsm", "pgd", "jsma", "cw"]
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "jsma": JSMA, "cw": CarliniWagnerL2}
+AttackName = Literal["fgsm", "pgd", "jsma", "jsma_pairs", "cw"]
+
+
+class JSMAPairs(JSMA):
+    """JSMA with Papernot's pixel-pair rule (as cleverhans), under its own name so that a run can
+    compare it with the paper's one-pixel rule (``jsma``)."""
+
+    def __init__(self, theta: float = 1.0, gamma: float = 0.2, target: str = "random", seed: int = 0,
+                 working_batch: int | None = None) -> None:  # fmt: skip
+        super().__init__(theta, gamma, target, "pairs", seed, working_batch)
+
+
+ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "jsma": JSMA, "jsma_pairs": JSMAPairs, "cw": CarliniWagnerL2}
 
 
 def build_attack(name: str, **params) -> Attack:
@@ -20,4 +31,4 @@ def build_attack(name: str, **params) -> Attack:
     return ATTACKS[name](**params)
 
 
-__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "PGD", "build_attack", "frozen", "run_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "JSMAPairs", "PGD", "build_attack", "frozen", "run_attack"]

@@ -36,6 +36,9 @@ class CarliniWagnerL2(Attack):
         lr: Adam's learning rate.
         abort_early: stop an image's search step when its loss stalls.
         tanh_scale: in (0, 1); how far inside the box saturated pixels start (see above).
+        snap: pixels that moved by less than this are put back exactly (on every candidate, before
+            it is scored, so a kept example is verified as snapped): the optimisation's leftovers,
+            such as a saturated pixel's start offset, leave no fingerprint (0: off, Carlini's).
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class CarliniWagnerL2(Attack):
         lr: float = 0.01,
         abort_early: bool = True,
         tanh_scale: float = 0.999999,
+        snap: float = 0.0,
     ) -> None:
         check_range("confidence", confidence, 0.0, float("inf"))
         if c_init <= 0:
@@ -58,7 +62,9 @@ class CarliniWagnerL2(Attack):
             raise ConfigError(f"lr={lr} must be positive")
         if not 0 < tanh_scale < 1:
             raise ConfigError(f"tanh_scale={tanh_scale} must be in (0, 1)")
-        self.tanh_scale = float(tanh_scale)
+        if not 0 <= snap < 1:
+            raise ConfigError(f"snap={snap} must be in [0, 1)")
+        self.tanh_scale, self.snap = float(tanh_scale), float(snap)
         self.confidence, self.c_init, self.lr = float(confidence), float(c_init), float(lr)
         self.binary_search_steps, self.max_iterations, self.abort_early = binary_search_steps, max_iterations, abort_early
 
@@ -104,6 +110,10 @@ class CarliniWagnerL2(Attack):
         for it in range(self.max_iterations):
             w.requires_grad_(True)
             x_adv = (torch.tanh(w) + 1) / 2
+            if self.snap > 0:  # straight-through: scored as snapped, optimised as it is
+                with torch.no_grad():
+                    snapped = torch.where((x_adv - xa).abs() < self.snap, xa, x_adv)
+                x_adv = x_adv + (snapped - x_adv).detach()
             logits = model(x_adv)
             real = logits.gather(1, ya[:, None])[:, 0]
             other = logits.scatter(1, ya[:, None], float("-inf")).amax(1)
@@ -135,3 +145,8 @@ class CarliniWagnerL2(Attack):
         v.mul_(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
         step = self.lr * (1 - _BETA2**t) ** 0.5 / (1 - _BETA1**t)
         return w - step * m / (v.sqrt() + _EPS)
+
+
+# The efficient setting (docs/attacks.md): the paper states only confidence 5; this reaches the L2 of
+# Carlini's 9 x 1,000 iterations at a twentieth of its forward passes, with no start-offset fingerprint.
+EFFICIENT_CW = dict(c_init=2.0, binary_search_steps=3, max_iterations=100, lr=0.1, tanh_scale=0.999, snap=0.002)

@@ -16,8 +16,9 @@ class JSMA(Attack):
 
     L_0 attack towards a target class t: each step takes the gradients of the target logit
     and of the sum of the other logits (two backward passes, not a full Jacobian), picks the
-    most salient pixel pair (``variant="pairs"``, as cleverhans) or pixel (``"single"``, as the
-    paper's section 2.2.2) still in the search domain, and moves it by ``theta`` (clipped to
+    most salient pixel (``variant="single"``, the one-pixel rule of the paper's section 2.2.2 and
+    Papernot's Eq. 8, the default) or pixel pair (``"pairs"``, Papernot's Algorithm 3, as
+    cleverhans) still in the search domain, and moves it by ``theta`` (clipped to
     [0, 1]). An image stops when it is classified as t, when no admissible pixel is left, or
     after ``gamma * D`` changed pixels; finished images leave the batch.
     Untargeted use: ``target="random"`` draws t != y from the image content and ``seed``;
@@ -28,7 +29,7 @@ class JSMA(Attack):
         theta: change per selected pixel (1.0 sets a pixel to 1; negative values decrease).
         gamma: largest fraction of the pixels that may change.
         target: ``random`` or ``best``.
-        variant: ``pairs`` or ``single``.
+        variant: ``single`` (default) or ``pairs``.
         seed: seed of the random targets.
         working_batch: images stepped together; finished images are replaced from the rest of
             the call's images, so the batch stays full (None: all of them at once).
@@ -39,7 +40,7 @@ class JSMA(Attack):
         theta: float = 1.0,
         gamma: float = 0.2,
         target: Literal["random", "best"] = "random",
-        variant: Literal["pairs", "single"] = "pairs",
+        variant: Literal["pairs", "single"] = "single",
         seed: int = 0,
         working_batch: int | None = None,
     ) -> None:

@@ -14,6 +14,7 @@ from advlit.data.mnist import download_mnist, load_mnist
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import tensor_digest
+from advlit.study.quality import set_quality
 from advlit.study.surrogate import SurrogateSpec
 
 
@@ -92,6 +93,7 @@ class MNISTDataModule(LightningDataModule):
         self.train_x = self.train_y = self.test_x = self.test_y = None
         self.train_adv: dict[str, torch.Tensor] = {}
         self.timings: dict[str, float] = {}
+        self.set_quality: dict[str, dict] = {}
 
     @override
     def prepare_data(self) -> None:
@@ -128,11 +130,12 @@ class MNISTDataModule(LightningDataModule):
         sets = {}
         for name, attack in self.attacks.items():
             start = time.perf_counter()
-            sets[name] = adversarial_sets.load_or_make(
+            sets[name], _ = adversarial_sets.load_or_make(
                 source, key, name, attack, "train", self.train_x, self.train_y, self.train_digest,
                 hp.cache_dir, hp.attack_batch_size, hp.progress,
             )  # fmt: skip
             self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start
+            self.set_quality[f"defender/{name}"] = set_quality(source, self.train_x, self.train_y, sets[name])
         return sets
 
     @property

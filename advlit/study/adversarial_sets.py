@@ -7,6 +7,7 @@ from torch import nn
 
 from advlit.attacks import Attack, run_attack
 from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
+from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,10 @@ def load_or_make(
     cache_dir: str | None = None,
     batch_size: int | None = None,
     progress: bool = True,
-) -> torch.Tensor:
-    """``x_adv`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_adv, x_noise)`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
+
+    ``x_noise`` is the matched-noise control of ``x_adv`` (:mod:`advlit.study.controls`).
 
     Named by the surrogate's key, the attack and its parameters, the split and the data; made in
     batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
@@ -36,12 +39,15 @@ def load_or_make(
         {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split, "data": data_digest}
     )
     path = cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
-    meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape)}
+    meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
+            "noise_seed": NOISE_SEED}  # fmt: skip
     with locked(path):
         stored = load_tensors(path, meta)
-        if stored is not None and stored["x_adv"].shape == x.shape and stored["x_adv"].dtype == x.dtype:
-            return stored["x_adv"].to(x.device)
+        if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
+            log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
+            return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device)
         log.info("making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path)
         x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
-        save_tensors({"x_adv": x_adv}, meta, path)
-    return x_adv
+        x_noise = matched_noise(attack, x, x_adv)
+        save_tensors({"x_adv": x_adv, "x_noise": x_noise}, meta, path)
+    return x_adv, x_noise

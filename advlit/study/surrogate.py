@@ -44,18 +44,36 @@ class SurrogateSpec:
             raise ConfigError(f"{self.role} surrogate epochs={self.epochs} must be >= 1")
 
     def same_network(self, other: "SurrogateSpec") -> bool:
-        """True when both specs would train the same network on the same batches (roles aside)."""
-        fields = ("arch", "augment", "seed", "epochs", "lr")
+        """True when both specs train the same network on the same batches, roles aside.
+
+        Epochs do not count: a network trained for fewer epochs is a snapshot of the other's run.
+        """
+        fields = ("arch", "augment", "seed", "lr")
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
 
-def check_distinct(defender: SurrogateSpec, attacker: SurrogateSpec) -> None:
-    """A ConfigError when the attacker's spec would train the defender's source network."""
-    if defender.same_network(attacker):
+def check_distinct(source: SurrogateSpec, attacker: SurrogateSpec, defended: SurrogateSpec | None = None) -> None:
+    """A ConfigError when the attacker would train the defender's source network, or the defended
+    network itself (``defended``: the run's network when it trains on clean images alone from
+    one seed for init and data, else None: then no surrogate can coincide with it)."""
+    if source.same_network(attacker):
         raise ConfigError(
-            "transfer.attacker_* names the same network as the defender's source "
-            f"(seed {defender.seed}, augment {defender.augment}); give the attacker another seed"
+            f"attacker (seed {attacker.seed}, augment {attacker.augment}) is the same network as the defender's "
+            "source; give the attacker another seed"
         )
+    if defended is not None and defended.same_network(attacker):
+        raise ConfigError(
+            f"attacker (seed {attacker.seed}, augment {attacker.augment}) is the same network as the defended one "
+            "(seed_everything and data.seed equal its seed, clean training): a white-box attack; give it another seed"
+        )
+
+
+def defended_spec(arch: str, lr: float, augment: bool, data_seed: int, train_attacks: list, init_seed) -> SurrogateSpec | None:
+    """The defended network as a surrogate spec when a surrogate could rebuild it exactly (clean
+    training, ``seed_everything`` equal to ``data.seed``); else None."""
+    if train_attacks or init_seed is None or int(init_seed) != data_seed:
+        return None
+    return SurrogateSpec(arch, augment, data_seed, 1, "defender", lr)
 
 
 def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> str:

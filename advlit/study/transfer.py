@@ -1,22 +1,45 @@
-"""The transfer-evaluation callback: the defender scored on the attacker's black-box test sets."""
+"""The transfer-evaluation callback: the defender scored on each attacker's black-box test sets."""
 
 import dataclasses
 import json
 import os
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attack
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
-from advlit.study.surrogate import SurrogateSpec
+from advlit.study.quality import set_quality
+from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
 from advlit.study.window import window_stats
+
+NUM_CLASSES = 10
+NOISE_SUFFIX = "_noise"
+
+
+@dataclass(frozen=True)
+class Attacker:
+    """One attacker: a name for his sets (``<name>/<attack>``), his augmentation and his seed.
+
+    Table 5's attackers are ``A`` (trained with augmentation) and ``Ap`` (A', without).
+    """
+
+    name: str = "A"
+    augment: bool = True
+    seed: int = 2
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.name) or self.name == "clean":
+            raise ConfigError(f"attacker name {self.name!r} must be letters, digits and _ (not 'clean')")
 
 
 def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
@@ -30,26 +53,26 @@ def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
 
 
 class TransferEvaluation(Callback):
-    """Scores the trained network every epoch on clean test images and on the attacker's sets.
+    """Scores the trained network every epoch on clean test images and on each attacker's sets.
 
-    On setup it gets (trains once, then loads from the cache) the attacker's own network and his
-    adversarial examples of the test set. Each validation epoch logs ``val/acc/<attack>`` (exact
-    counts over the whole test set, across processes); at fit end it logs
-    ``window/max/<set>`` and ``window/median/<set>`` and writes ``metrics.json`` in the run folder.
+    On setup it gets (trains once, then loads from the cache) each attacker's own network, his
+    adversarial examples of the test set and their matched-noise controls. Each validation epoch
+    logs ``val/acc/<attacker>/<attack>`` and ``val/acc/<attacker>/<attack>_noise`` (exact counts
+    over the whole test set, across processes); at fit end it logs ``window/max/<set>`` and
+    ``window/median/<set>`` and writes ``metrics.json`` (with each set's quality and the defender's
+    predicted-class histogram per set at the last epoch) in the run folder.
 
     Args:
-        attacks: the attacker's attacks.
+        attacks: the attackers' attacks (empty: no attacker network is trained).
         attack_params: hyperparameters per attack name (the CLI links ``data.attack_params``).
-        arch: the attacker's architecture (the CLI links ``model.arch``).
-        attacker_seed: seed of the attacker's network.
-        attacker_augment: whether the attacker trains with augmentation (Table 5's A/A').
-        attacker_epochs: training epochs of the attacker's network.
-        attacker_lr: Adam's learning rate for it (the CLI links ``model.lr``).
+        arch: the attackers' architecture (the CLI links ``model.arch``).
+        attackers: one entry per attacker (name, augmentation, seed); Table 5 needs ``A`` and ``Ap``.
+        attacker_epochs: training epochs of the attackers' networks.
+        attacker_lr: Adam's learning rate for them (the CLI links ``model.lr``).
         window_start: first epoch of the statistics window (1-based).
         window_end: last epoch of the window (None: the last epoch).
         cache_dir: cache folder (the CLI links ``data.cache_dir``).
-        attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU, where
-            smaller batches run faster).
+        attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU).
         eval_batch_size: images per evaluation batch.
         example_images: test images shown per set in the example grid (0: none).
     """
@@ -59,8 +82,7 @@ class TransferEvaluation(Callback):
         attacks: list[AttackName] = ["fgsm", "jsma", "cw"],
         attack_params: dict[str, dict] = {},
         arch: str = "lenet5",
-        attacker_seed: int = 2,
-        attacker_augment: bool = True,
+        attackers: list[Attacker] = [Attacker()],
         attacker_epochs: int = 50,
         attacker_lr: float = 1e-4,
         window_start: int = 20,
@@ -72,18 +94,36 @@ class TransferEvaluation(Callback):
     ) -> None:
         if len(set(attacks)) != len(attacks):
             raise ConfigError(f"transfer.attacks={attacks} names an attack twice")
+        if eval_batch_size < 1:
+            raise ConfigError(f"transfer.eval_batch_size={eval_batch_size} must be >= 1")
+        attackers = [a if isinstance(a, Attacker) else Attacker(**a) for a in attackers]
+        if not attackers or len({a.name for a in attackers}) != len(attackers):
+            raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
         self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in attacks}
-        self.spec = SurrogateSpec(arch, attacker_augment, attacker_seed, attacker_epochs, "attacker", attacker_lr)
+        self.specs = {
+            a.name: SurrogateSpec(arch, a.augment, a.seed, attacker_epochs, "attacker", attacker_lr) for a in attackers
+        }
         self.window_start, self.window_end = window_start, window_end
         self.cache_dir, self.attack_batch_size, self.eval_batch_size = cache_dir, attack_batch_size, eval_batch_size
         self.example_images = example_images
         self.history: dict[int, dict[str, float]] = {}
+        self.histograms: dict[str, list[int]] = {}
         self.timings: dict[str, float] = {}
+        self.quality: dict[str, dict] = {}
+        self.keys: dict[str, str] = {}
         self.test_sets: dict[str, torch.Tensor] = {}
 
     @property
     def state_key(self) -> str:
         return "TransferEvaluation"
+
+    def check_attackers(self, data, pl_module: LightningModule) -> None:
+        """A ConfigError when an attacker would rebuild the defender's source or the defended network."""
+        hp = pl_module.hparams
+        defended = defended_spec(hp.arch, hp.lr, data.hparams.augment, data.hparams.seed, list(data.attacks),
+                                 os.environ.get("PL_GLOBAL_SEED"))  # fmt: skip
+        for spec in self.specs.values():
+            check_distinct(data.source_spec, spec, defended)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit" or self.test_sets:
@@ -92,54 +132,67 @@ class TransferEvaluation(Callback):
         data = trainer.datamodule
         if data is None or not hasattr(data, "test_x"):
             raise ConfigError("TransferEvaluation needs advlit's MNISTDataModule")
-        surrogate.check_distinct(data.source_spec, self.spec)
-        self.spec = spec = dataclasses.replace(self.spec, batch_size=data.global_batch_size)
-        progress = data.hparams.progress
-        start = time.perf_counter()
-        net, key = surrogate.load_or_train(spec, data.train_x, data.train_y, data.augmenter, data.train_digest,
-                                           self.cache_dir, progress)  # fmt: skip
-        self.timings["attacker_surrogate_s"] = time.perf_counter() - start
-        test_digest = tensor_digest(data.test_x, data.test_y)
+        self.check_attackers(data, pl_module)
         self.test_y = data.test_y
         self.test_sets = {"clean": data.test_x}
-        for name, attack in self.attacks.items():
+        test_digest = tensor_digest(data.test_x, data.test_y)
+        for name, spec in self.specs.items():
+            if self.attacks:
+                self.make_attacker_sets(data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest)
+
+    def make_attacker_sets(self, data, name: str, spec: SurrogateSpec, test_digest: str) -> None:
+        """Train (or load) one attacker's network, then make (or load) his sets and controls."""
+        self.specs[name] = spec
+        progress = data.hparams.progress
+        start = time.perf_counter()
+        net, self.keys[name] = surrogate.load_or_train(spec, data.train_x, data.train_y, data.augmenter,
+                                                       data.train_digest, self.cache_dir, progress)  # fmt: skip
+        self.timings[f"attacker_{name}_surrogate_s"] = time.perf_counter() - start
+        for attack_name, attack in self.attacks.items():
             start = time.perf_counter()
-            self.test_sets[name] = adversarial_sets.load_or_make(
-                net, key, name, attack, "test", data.test_x, data.test_y, test_digest,
+            x_adv, x_noise = adversarial_sets.load_or_make(
+                net, self.keys[name], attack_name, attack, "test", data.test_x, data.test_y, test_digest,
                 self.cache_dir, self.attack_batch_size, progress,
             )  # fmt: skip
-            self.timings[f"attacker_{name}_test_set_s"] = time.perf_counter() - start
-        self.attacker_key = key
+            self.timings[f"attacker_{name}_{attack_name}_test_set_s"] = time.perf_counter() - start
+            for set_name, x in ((f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)):
+                self.test_sets[set_name] = x
+                self.quality[set_name] = set_quality(net, data.test_x, data.test_y, x)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.fit_start = time.perf_counter()
 
     @torch.no_grad()
-    def accuracy(self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor) -> float:
-        """Exact accuracy on the whole set: this rank's disjoint shard, counts summed over ranks."""
+    def counts(self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor) -> torch.Tensor:
+        """``(12,)`` over the whole set: correct, images, then images predicted as each class.
+
+        Each rank scores its disjoint shard; the counts are summed over ranks (exact, no padding).
+        """
         rank, world = trainer.global_rank, trainer.world_size
         xs, ys = x[rank::world], self.test_y[rank::world]
-        correct = sum(
-            (pl_module(xs[i : i + self.eval_batch_size]).argmax(1) == ys[i : i + self.eval_batch_size]).sum()
-            for i in range(0, len(xs), self.eval_batch_size)
-        )
-        counts = torch.stack([torch.as_tensor(correct, device=pl_module.device), torch.tensor(len(xs), device=pl_module.device)])
-        counts = trainer.strategy.reduce(counts.double(), reduce_op="sum")
-        return (counts[0] / counts[1]).item()
+        out = torch.zeros(2 + NUM_CLASSES, dtype=torch.float64, device=pl_module.device)
+        for i in range(0, len(xs), self.eval_batch_size):
+            pred = pl_module(xs[i : i + self.eval_batch_size]).argmax(1)
+            out[0] += (pred == ys[i : i + self.eval_batch_size]).sum()
+            out[2:] += torch.bincount(pred, minlength=NUM_CLASSES)[:NUM_CLASSES].double()
+        out[1] = len(xs)
+        return trainer.strategy.reduce(out, reduce_op="sum")
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self.test_sets:
             return
-        accs = {name: self.accuracy(trainer, pl_module, x) for name, x in self.test_sets.items()}
+        counts = {name: self.counts(trainer, pl_module, x) for name, x in self.test_sets.items()}
+        accs = {name: (c[0] / c[1]).item() for name, c in counts.items()}
         for name, acc in accs.items():
             if name != "clean":  # the module logs val/acc/clean itself
                 pl_module.log(f"val/acc/{name}", acc, sync_dist=False)
         self.history[trainer.current_epoch + 1] = accs
+        self.histograms = {name: [int(v) for v in c[2:].tolist()] for name, c in counts.items()}
         if len(self.history) == 1:  # once per run, resumed runs included
             self.log_examples(trainer)
 
     def log_examples(self, trainer: Trainer) -> None:
-        """A grid like the paper's Figure 1: a row per test set (clean, then each attack)."""
+        """A grid like the paper's Figure 1: a row per test set (clean, then each attack and control)."""
         n = min(self.example_images, len(self.test_y))
         if n == 0 or not trainer.is_global_zero:
             return
@@ -147,7 +200,16 @@ class TransferEvaluation(Callback):
             if isinstance(logger, TensorBoardLogger):
                 images = torch.cat([x[:n] for x in self.test_sets.values()]).float().cpu()
                 grid = make_grid(images, nrow=n, padding=2, pad_value=0.5)
-                logger.experiment.add_image("examples/" + "_".join(self.test_sets), grid, trainer.current_epoch)
+                rows = " | ".join(self.test_sets)
+                logger.experiment.add_image("examples (rows: " + rows + ")", grid, trainer.current_epoch)
+
+    def noise_gaps(self, medians: dict[str, float]) -> dict[str, float]:
+        """Median accuracy under each attack minus under its matched noise (negative: transfer)."""
+        return {
+            name: medians[name] - medians[name + NOISE_SUFFIX]
+            for name in medians
+            if "/" in name and not name.endswith(NOISE_SUFFIX) and name + NOISE_SUFFIX in medians
+        }
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.history:
@@ -160,27 +222,42 @@ class TransferEvaluation(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every rank asks
         if trainer.is_global_zero:
-            data = trainer.datamodule
-            record = {
-                "window": [self.window_start, self.end],
-                "epochs_run": max(self.history),
-                "max": stats["max"],
-                "median": stats["median"],
-                "per_epoch": {str(e): accs for e, accs in sorted(self.history.items())},
-                "defender": {"train_attacks": list(data.attacks), "source": dataclasses.asdict(data.source_spec),
-                             "augment": data.hparams.augment, "seed": data.hparams.seed},
-                "attacker": {"spec": dataclasses.asdict(self.spec), "key": self.attacker_key,
-                             "attacks": {name: a.params() for name, a in self.attacks.items()}},
-                "timings_s": {**getattr(data, "timings", {}), **self.timings},
-                "test_images": len(self.test_y),
-                "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
-                "device": str(pl_module.device),
-                "world_size": trainer.world_size,
-            }  # fmt: skip
-            atomic_write(json.dumps(record, indent=2, default=str).encode(), folder / "metrics.json")
+            self.write_metrics(trainer, pl_module, stats, folder / "metrics.json")
+
+    def write_metrics(self, trainer: Trainer, pl_module: LightningModule, stats: dict, path: Path) -> None:
+        data = trainer.datamodule
+        gaps = self.noise_gaps(stats["median"])
+        for name, gap in gaps.items():
+            if gap > -0.10:
+                rank_zero_warn(f"advlit: {name} is within 10 points of its matched noise ({100 * gap:+.1f}): "
+                               "fragility to noise, not transfer")  # fmt: skip
+        record = {
+            "window": [self.window_start, self.end],
+            "epochs_run": max(self.history),
+            "max": stats["max"],
+            "median": stats["median"],
+            "attack_minus_noise_median": gaps,
+            "per_epoch": {str(e): accs for e, accs in sorted(self.history.items())},
+            "predicted_classes_last_epoch": self.histograms,
+            "set_quality": {**getattr(data, "set_quality", {}), **self.quality},
+            "defender": {"train_attacks": list(data.attacks), "source": dataclasses.asdict(data.source_spec),
+                         "augment": data.hparams.augment, "seed": data.hparams.seed,
+                         "augmentation": dataclasses.asdict(data.augmenter),
+                         "attacks": {name: a.params() for name, a in data.attacks.items()}},
+            "attackers": {name: {"spec": dataclasses.asdict(spec), "key": self.keys.get(name)}
+                          for name, spec in self.specs.items()},
+            "attacks": {name: a.params() for name, a in self.attacks.items()},
+            "timings_s": {**getattr(data, "timings", {}), **self.timings},
+            "test_images": len(self.test_y),
+            "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
+            "device": str(pl_module.device),
+            "world_size": trainer.world_size,
+        }  # fmt: skip
+        atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
 
     def state_dict(self) -> dict:
-        return {"history": self.history}
+        return {"history": self.history, "histograms": self.histograms}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
+        self.histograms = state_dict.get("histograms", {})
