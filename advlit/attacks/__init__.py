@@ -25,10 +25,27 @@ ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "jsma": JSMA, "jsm
 
 
 def build_attack(name: str, **params) -> Attack:
-    """An attack by registry name with its hyperparameters; unknown names list the choices."""
+    """An attack by registry name with its hyperparameters; an unknown name, parameter or value is
+    a ConfigError naming it."""
     if name not in ATTACKS:
         raise ConfigError(f"attack {name!r} is unknown; choose one of {sorted(ATTACKS)}")
-    return ATTACKS[name](**params)
+    try:
+        return ATTACKS[name](**params)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"attack {name!r} with {params}: {err}") from err
 
 
-__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "JSMAPairs", "PGD", "build_attack", "frozen", "run_attack"]
+def build_attacks(names: list[str], params: dict[str, dict], setting: str) -> dict[str, Attack]:
+    """The named attacks with their parameters; a ConfigError for a repeated name or parameters of
+    an attack that does not exist (a typo would otherwise run the defaults silently)."""
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{setting}={names} names an attack twice")
+    unknown = sorted(set(params) - set(ATTACKS))
+    if unknown:
+        raise ConfigError(f"attack_params names unknown attacks {unknown}; choose among {sorted(ATTACKS)}")
+    return {name: build_attack(name, **params.get(name, {})) for name in names}
+
+
+__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "JSMAPairs", "PGD", "build_attack", "build_attacks", "frozen", "run_attack"]

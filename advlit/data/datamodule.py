@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from typing_extensions import override
 
-from advlit.attacks import AttackName, build_attack
+from advlit.attacks import AttackName, build_attacks
 from advlit.data.augment import Augment, Interpolation
 from advlit.data.batches import TensorBatches
 from advlit.data.mnist import download_mnist, load_mnist
@@ -85,9 +85,9 @@ class MNISTDataModule(LightningDataModule):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1 or null (all images)")
         self.augmenter = Augment(rotate_degrees, translate, erase_p, erase_max_area, interpolation)
-        if len(set(train_attacks)) != len(train_attacks):
-            raise ConfigError(f"train_attacks={train_attacks} names an attack twice")
-        self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in train_attacks}
+        if attack_batch_size is not None and attack_batch_size < 1:
+            raise ConfigError(f"attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
+        self.attacks = build_attacks(train_attacks, attack_params, "train_attacks")
         self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
         self.save_hyperparameters()
         self.train_x = self.train_y = self.test_x = self.test_y = None

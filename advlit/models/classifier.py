@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from advlit.errors import ConfigError
 from advlit.models.lenet5 import LeNet5
 from advlit.models.resnet18 import ResNet18
 
@@ -33,10 +34,10 @@ class Classifier(LightningModule):
 
     def __init__(self, arch: ArchName = "lenet5", lr: float = 1e-4, weight_decay: float = 0.0) -> None:
         super().__init__()
-        if lr <= 0:
-            raise ValueError(f"lr={lr} must be positive")
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay={weight_decay} must be >= 0")
+        if not lr > 0:
+            raise ConfigError(f"model.lr={lr} must be positive")
+        if not weight_decay >= 0:
+            raise ConfigError(f"model.weight_decay={weight_decay} must be >= 0")
         self.save_hyperparameters()
         self.net = build_network(arch)
         self.train_acc = MulticlassAccuracy(num_classes=10, average="micro")

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.utils import make_grid
 
-from advlit.attacks import AttackName, build_attack
+from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
@@ -92,14 +92,14 @@ class TransferEvaluation(Callback):
         eval_batch_size: int = 1000,
         example_images: int = 8,
     ) -> None:
-        if len(set(attacks)) != len(attacks):
-            raise ConfigError(f"transfer.attacks={attacks} names an attack twice")
         if eval_batch_size < 1:
             raise ConfigError(f"transfer.eval_batch_size={eval_batch_size} must be >= 1")
+        if attack_batch_size is not None and attack_batch_size < 1:
+            raise ConfigError(f"transfer.attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
         attackers = [a if isinstance(a, Attacker) else Attacker(**a) for a in attackers]
         if not attackers or len({a.name for a in attackers}) != len(attackers):
             raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
-        self.attacks = {name: build_attack(name, **attack_params.get(name, {})) for name in attacks}
+        self.attacks = build_attacks(attacks, attack_params, "transfer.attacks")
         self.specs = {
             a.name: SurrogateSpec(arch, a.augment, a.seed, attacker_epochs, "attacker", attacker_lr) for a in attackers
         }
