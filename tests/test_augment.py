@@ -107,7 +107,7 @@ def test_warp_and_erase_match_torchvision_per_image():
         top, left, h, w = boxes[i].tolist()
         ref_erased = TF.erase(warped[i], top, left, h, w, torch.zeros(1, 1, 1)) if h else warped[i]
         assert torch.equal(ref_erased, erased[i])
-    assert differing <= 0.001 * x.numel()
+    assert differing == 0  # a sampling point on a rounding tie could differ; none does here
     assert angle.abs().max() <= 20 and angle.abs().max() > 18
     assert 0.4 < (boxes[:, 2] > 0).float().mean() < 0.6  # p = 0.5
 

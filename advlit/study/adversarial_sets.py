@@ -24,10 +24,11 @@ def load_or_make(
     cache_dir: str | None = None,
     batch_size: int | None = None,
     progress: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(x_adv, x_noise)`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
 
-    ``x_noise`` is the matched-noise control of ``x_adv`` (:mod:`advlit.study.controls`).
+    ``x_noise`` is the matched-noise control of ``x_adv`` (:mod:`advlit.study.controls`), made for
+    the test split only (None for the training split, which no control is scored on).
 
     Named by the surrogate's key, the attack and its parameters, the split and the data; made in
     batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
@@ -39,15 +40,17 @@ def load_or_make(
         {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split, "data": data_digest}
     )
     path = cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
+    controls = split == "test"
     meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
-            "noise_seed": NOISE_SEED}  # fmt: skip
+            "noise_seed": NOISE_SEED if controls else None}  # fmt: skip
     with locked(path):
         stored = load_tensors(path, meta)
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
             log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
-            return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device)
+            return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device) if controls else None
         log.info("making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path)
         x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
-        x_noise = matched_noise(attack, x, x_adv)
-        save_tensors({"x_adv": x_adv, "x_noise": x_noise}, meta, path)
+        x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
+                             for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip
+        save_tensors({"x_adv": x_adv, **({"x_noise": x_noise} if controls else {})}, meta, path)
     return x_adv, x_noise
