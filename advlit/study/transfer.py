@@ -16,6 +16,7 @@ from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
+from advlit.provenance import provenance
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.quality import set_quality
@@ -252,6 +253,8 @@ class TransferEvaluation(Callback):
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
+            "provenance": provenance(),
+            "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
         }  # fmt: skip
         atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
 

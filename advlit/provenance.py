@@ -1,0 +1,36 @@
+"""Where a result came from: the code's git commit, the library versions, the machine."""
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """The git commit advlit runs from (None outside a checkout) and whether the tree was dirty, the
+    versions of advlit, torch, torchvision and lightning, Python and the platform."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
+    versions = {}
+    for package in ("advlit", "torch", "torchvision", "lightning", "torchmetrics"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "git_commit": commit,
+        "git_dirty": None if status is None else bool(status),
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
