@@ -271,7 +271,14 @@ def seeds(tables: dict[int, dict]) -> str:
     attackers = ", ".join(f"{n} {a['spec']['seed']} (augment {a['spec']['augment']})" for n, a in rec.get("attackers", {}).items())
     return (f"Seeds: defender network {rec.get('seed_everything')} (seed_everything), defender data order and "
             f"augmentation {d.get('seed')}, defender's source network {d.get('source', {}).get('seed')}, "
-            f"attackers' networks {attackers}; device {rec.get('device')}.")  # fmt: skip
+            f"attackers' networks {attackers}; device {rec.get('device')}.{commits(done)}")  # fmt: skip
+
+
+def commits(done: list[dict]) -> str:
+    """`` Code: <commit>[ (dirty)] ...`` over the runs that record their provenance."""
+    seen = sorted({(r["provenance"]["git_commit"] or "unknown")[:10] + (" (dirty)" if r["provenance"]["git_dirty"] else "")
+                   for r in done if r.get("provenance")})  # fmt: skip
+    return f" Code: {', '.join(seen)}." if seen else ""
 
 
 def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
