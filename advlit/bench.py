@@ -16,7 +16,8 @@ def describe_device(device: torch.device) -> str:
     """The hardware in words: GPU name, or CPU model and thread count."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
 def pick_device(name: str) -> torch.device:
@@ -115,7 +116,9 @@ def train(
     rows = {
         "bare loop, no augmentation": lambda: bare_epoch(arch, x, y, batch_size, augment=False),
         "bare loop + augmentation": lambda: bare_epoch(arch, x, y, batch_size, augment=True),
-        "advlit (Lightning + augmentation)": lambda: lightning_epoch(arch, x, y, batch_size, "gpu" if use_cuda else "cpu"),
+        "advlit (Lightning + augmentation)": lambda: lightning_epoch(
+            arch, x, y, batch_size, "gpu" if use_cuda else "cpu"
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in rows}
     for _ in range(repeats):  # interleaved, so drifts of a shared machine hit every variant alike
@@ -123,7 +126,7 @@ def train(
             times[name].append(fn())
     median = {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
     base = median["bare loop, no augmentation"]
-    print(f"{'variant (median of %d)' % repeats:36s} {'s/epoch':>8s} {'img/s':>9s} {'vs bare':>8s} {'60k epoch':>10s}")
+    print(f"{f'variant (median of {repeats})':36s} {'s/epoch':>8s} {'img/s':>9s} {'vs bare':>8s} {'60k epoch':>10s}")
     for name, seconds in median.items():
         print(
             f"{name:36s} {seconds:8.2f} {len(x) / seconds:9.0f} {seconds / base - 1:+8.1%} "

@@ -24,7 +24,7 @@ def quick_train(arch: str, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: 
     net = build_network(arch).to(x.device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     for epoch in range(epochs):
-        for xb, yb in TensorBatches((x, y), 128, shuffle=True, seed=seed, epoch_fn=lambda: epoch):
+        for xb, yb in TensorBatches((x, y), 128, shuffle=True, seed=seed, epoch_fn=lambda e=epoch: e):
             loss = F.cross_entropy(net(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -78,7 +78,7 @@ def attacks(
     for arch in archs:
         model = quick_train(arch, x_train, y_train, train_epochs)
         passes = [0]
-        model.register_forward_hook(lambda m, inputs, out: passes.__setitem__(0, passes[0] + len(inputs[0])))
+        model.register_forward_hook(lambda m, inputs, out, n=passes: n.__setitem__(0, n[0] + len(inputs[0])))
         for label, params in attacks.items():
             name = label.split(":")[0]
             attack = build_attack(name, **params)
@@ -92,7 +92,8 @@ def attacks(
             s = perturbation_stats(model, x, x_adv, y)
             paper = PAPER_SECONDS.get((arch, name), float("nan"))
             print(
-                f"{arch:9s} {label:40s} {len(x) / seconds:8.1f} {seconds * 60_000 / len(x):9.1f} {paper:9.0f} {per_image:8.0f} "
+                f"{arch:9s} {label:40s} {len(x) / seconds:8.1f} {seconds * 60_000 / len(x):9.1f} {paper:9.0f} "
+                f"{per_image:8.0f} "
                 f"{s['success']:8.1%} {s['l0']:6.1f} {s['l2']:6.2f} {s['linf']:5.2f}",
                 flush=True,
             )

@@ -143,11 +143,13 @@ def _num(v: float | None, digits: int) -> str:
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def median_of(runs: dict, name: str, s: str, augment: bool | None = None) -> float | None:
+    """A run's median on ``s`` in percent (see :func:`value`); None when missing."""
     v = value(runs.get(name), "median", s, augment)
     return None if v is None else 100 * v
 
@@ -166,19 +168,21 @@ def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
     a = [median_of(t2, "clean", s) for s in ATTACKS]
     out.append(("(a) black-box attacks cut an undefended LeNet5 (aug) to ~40-65% (we accept 35-70%)",
                 verdict(all(35 <= v <= 70 for v in a) if have(*a) else None),
-                ", ".join(f"{s} {v:.1f}%" for s, v in zip(ATTACKS, a) if v is not None)))  # fmt: skip
+                ", ".join(f"{s} {v:.1f}%" for s, v in zip(ATTACKS, a, strict=True) if v is not None)))  # fmt: skip
     b = [median_of(t2, s, s) for s in ATTACKS]
     out.append(("(b) training on an attack makes the network robust to it (diagonal >= 95%)",
                 verdict(all(v >= 95 for v in b) if have(*b) else None),
-                ", ".join(f"{s}-trained on {s} {v:.1f}%" for s, v in zip(ATTACKS, b) if v is not None)))  # fmt: skip
+                ", ".join(f"{s}-trained on {s} {v:.1f}%"
+                          for s, v in zip(ATTACKS, b, strict=True) if v is not None)))  # fmt: skip
     c_fgsm, c_clean = median_of(t2, "fgsm", "jsma"), median_of(t2, "clean", "jsma")
     out.append(("(c) it helps little against the others: FGSM-trained on JSMA within 10 points of undefended",
                 verdict(abs(c_fgsm - c_clean) <= 10 if have(c_fgsm, c_clean) else None),
-                f"FGSM-trained {c_fgsm:.1f}% vs undefended {c_clean:.1f}% on JSMA" if have(c_fgsm, c_clean) else ""))  # fmt: skip
+                f"FGSM-trained {c_fgsm:.1f}% vs undefended {c_clean:.1f}% on JSMA"
+                if have(c_fgsm, c_clean) else ""))  # fmt: skip
     d = [median_of(t2, "fgsm_jsma_cw", s) for s in SETS]
     out.append(("(d) FGSM+JSMA+C&W training is robust to all three (>= 90%) with clean >= 99%",
                 verdict(d[0] >= 99 and all(v >= 90 for v in d[1:]) if have(*d) else None),
-                ", ".join(f"{s} {v:.1f}%" for s, v in zip(SETS, d) if v is not None)))  # fmt: skip
+                ", ".join(f"{s} {v:.1f}%" for s, v in zip(SETS, d, strict=True) if v is not None)))  # fmt: skip
     aug = [median_of(t2, "clean", s) for s in ATTACKS]
     noaug = [median_of(t4, "clean", s) for s in ATTACKS]
     matched = [median_of(t2, "fgsm_jsma_cw", "fgsm", True), median_of(t4, "fgsm_jsma_cw", "fgsm", False)]
@@ -187,7 +191,9 @@ def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
     e2 = min(matched) - max(mismatched) >= 5 if have(*matched, *mismatched) else None
     numbers = []
     if e1 is not None:
-        numbers.append(f"undefended mean transfer accuracy no-aug {statistics.mean(noaug):.1f}% vs aug {statistics.mean(aug):.1f}%")
+        numbers.append(
+            f"undefended mean transfer accuracy no-aug {statistics.mean(noaug):.1f}% vs aug {statistics.mean(aug):.1f}%"
+        )
     if e2 is not None:
         numbers.append(f"FGSM+JSMA+C&W on FGSM matched {', '.join(f'{v:.1f}%' for v in matched)} vs mismatched "
                        f"{', '.join(f'{v:.1f}%' for v in mismatched)}")  # fmt: skip
@@ -226,7 +232,7 @@ def plot_table(table: int, runs: dict[str, dict | None], folder: Path) -> list[P
     cols = 4
     rows = -(-len(done) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
-    for ax, (name, rec) in zip(axes.flat, done.items()):
+    for ax, (name, rec) in zip(axes.flat, done.items(), strict=False):
         epochs = sorted(int(e) for e in rec["per_epoch"])
         attacker = attacker_of(rec)
         for i, s in enumerate(SETS):
@@ -268,7 +274,9 @@ def seeds(tables: dict[int, dict]) -> str:
     done = [r for runs in tables.values() for r in runs.values() if r]
     rec = next((r for r in done if "seed_everything" in r), done[0])
     d = rec.get("defender", {})
-    attackers = ", ".join(f"{n} {a['spec']['seed']} (augment {a['spec']['augment']})" for n, a in rec.get("attackers", {}).items())
+    attackers = ", ".join(
+        f"{n} {a['spec']['seed']} (augment {a['spec']['augment']})" for n, a in rec.get("attackers", {}).items()
+    )
     return (f"Seeds: defender network {rec.get('seed_everything')} (seed_everything), defender data order and "
             f"augmentation {d.get('seed')}, defender's source network {d.get('source', {}).get('seed')}, "
             f"attackers' networks {attackers}; device {rec.get('device')}.{commits(done)}")  # fmt: skip
@@ -276,8 +284,13 @@ def seeds(tables: dict[int, dict]) -> str:
 
 def commits(done: list[dict]) -> str:
     """`` Code: <commit>[ (dirty)] ...`` over the runs that record their provenance."""
-    seen = sorted({(r["provenance"]["git_commit"] or "unknown")[:10] + (" (dirty)" if r["provenance"]["git_dirty"] else "")
-                   for r in done if r.get("provenance")})  # fmt: skip
+    seen = sorted(
+        {
+            (r["provenance"]["git_commit"] or "unknown")[:10] + (" (dirty)" if r["provenance"]["git_dirty"] else "")
+            for r in done
+            if r.get("provenance")
+        }
+    )
     return f" Code: {', '.join(seen)}." if seen else ""
 
 
@@ -287,7 +300,8 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
     with open(out / f"table{table}.csv", "w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
     title = {2: "LeNet5, augmentation", 3: "ResNet18, augmentation", 4: "LeNet5, no augmentation",
-             5: "LeNet5, defender M/M' x attacker A/A' (median; the paper does not say which statistic)"}[table]  # fmt: skip
+             5: "LeNet5, defender M/M' x attacker A/A' (median; the paper does not say which statistic)",
+             }[table]  # fmt: skip
     if table == 5:
         done = sum(r is not None for side in runs.values() for r in side.values())
         return [f"## Table {table}: {title}", "", f"From the Table 2 (M) and Table 4 (M') runs, each scored against "

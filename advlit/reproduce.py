@@ -47,7 +47,8 @@ def check_profile(results: Path, profile: str) -> None:
     marker = results / "PROFILE"
     if marker.exists() and marker.read_text().strip() != profile:
         raise ConfigError(
-            f"{results} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}; use another --results folder"
+            f"{results} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}; "
+            "use another --results folder"
         )
     results.mkdir(parents=True, exist_ok=True)
     marker.write_text(profile + "\n")
@@ -73,7 +74,12 @@ def fit_command(results: Path, run: Run, passthrough: list[str]) -> list[str]:
 
 
 def reproduce(
-    table: int, profile: str, results: Path, passthrough: list[str], dry_run: bool = False, only: list[str] | None = None
+    table: int,
+    profile: str,
+    results: Path,
+    passthrough: list[str],
+    dry_run: bool = False,
+    only: list[str] | None = None,
 ) -> int:
     """Run every unfinished run of the table (or of ``only``, run names); returns the number of failed runs."""
     runs = grid(table, profile)
@@ -84,22 +90,32 @@ def reproduce(
         runs = [r for r in runs if r.name in only]
     if not dry_run:
         check_profile(results, profile)
-    failed, start = [], time.perf_counter()
+    failed, done, start = [], 0, time.perf_counter()
     for i, run in enumerate(runs, 1):
         folder = run_folder(results, run)
         cmd = fit_command(results, run, passthrough)
         if (folder / "metrics.json").exists():
             print(f"[{i}/{len(runs)}] {run.name}: done already ({folder / 'metrics.json'})", flush=True)
+            done += 1
             continue
         print(f"[{i}/{len(runs)}] {run.name}: {' '.join(cmd[2:])}", flush=True)
         if dry_run:
             continue
         t0 = time.perf_counter()
         code = subprocess.call(cmd)
-        print(f"[{i}/{len(runs)}] {run.name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"[{i}/{len(runs)}] {run.name}: {'ok' if code == 0 else f'FAILED (exit {code})'} "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
         if code != 0:
             failed.append(run.name)
-    print(f"table {table} ({profile}): {len(runs) - len(failed)}/{len(runs)} runs done in {time.perf_counter() - start:.0f} s")
+    if dry_run:
+        print(f"table {table} ({profile}): {len(runs) - done} to run, {done} done (dry run: nothing ran)")
+        return 0
+    print(
+        f"table {table} ({profile}): {len(runs) - len(failed)}/{len(runs)} runs done "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
     if failed:
         print(f"failed runs: {', '.join(failed)}", file=sys.stderr)
     return len(failed)
@@ -116,7 +132,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
     parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
-    parser.add_argument("--runs", nargs="+", metavar="MIX", help="only these runs of the table (e.g. clean fgsm_jsma_cw)")
+    parser.add_argument(
+        "--runs", nargs="+", metavar="MIX", help="only these runs of the table (e.g. clean fgsm_jsma_cw)"
+    )
     args, passthrough = parser.parse_known_args(argv)
     try:
         failed = reproduce(args.table, args.profile, args.results / args.profile, passthrough, args.dry_run, args.runs)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from advlit.attacks import build_attack, run_attack
+from advlit.attacks.carlini_wagner import EFFICIENT_CW
 from advlit.bench import describe_device
 from advlit.bench_attacks import perturbation_stats, quick_train
 from advlit.data import load_mnist
@@ -97,27 +98,36 @@ def main() -> None:
         return lambda x, y: torch.cat([fn(x[i : i + b], y[i : i + b]) for i in range(0, len(x), b)])
 
     rows = [
-        ("JSMA", "advlit pairs (theta 1, gamma 0.2)", args.images, ours("jsma")),
+        ("JSMA", "advlit pairs (theta 1, gamma 0.2)", args.images, ours("jsma_pairs")),
         ("JSMA", "advlit pairs, chunks of 1000 refilled 100", args.images,
-         lambda x, y: run_attack(build_attack("jsma", working_batch=b), model, x, y, 10 * b, progress=False)),
+         lambda x, y: run_attack(build_attack("jsma_pairs", working_batch=b), model, x, y, 10 * b, progress=False)),
         ("JSMA", "advlit single", args.images, ours("jsma", variant="single")),
-        ("JSMA", "ART SaliencyMapMethod", args.images, lambda x, y: art_attack("SaliencyMapMethod", model, b, theta=1.0, gamma=0.2)(x, y)),
-        ("JSMA", "torchattacks JSMA", args.slow_images, lambda x, y: batched(torchattacks_attack("JSMA", model, theta=1.0, gamma=0.2))(x, y)),
-        ("JSMA", "advertorch JSMA", args.slow_images, lambda x, y: batched(advertorch_jsma(model, theta=1.0, gamma=0.2))(x, y)),
+        ("JSMA", "ART SaliencyMapMethod", args.images,
+         lambda x, y: art_attack("SaliencyMapMethod", model, b, theta=1.0, gamma=0.2)(x, y)),
+        ("JSMA", "torchattacks JSMA", args.slow_images,
+         lambda x, y: batched(torchattacks_attack("JSMA", model, theta=1.0, gamma=0.2))(x, y)),
+        ("JSMA", "advertorch JSMA", args.slow_images,
+         lambda x, y: batched(advertorch_jsma(model, theta=1.0, gamma=0.2))(x, y)),
+        ("C&W", "advlit EFFICIENT_CW (profiles)", args.images, ours("cw", **EFFICIENT_CW)),
         ("C&W", "advlit c 2, 1 x 50, lr 0.1, tanh_scale 0.99", args.images,
          ours("cw", c_init=2.0, binary_search_steps=1, max_iterations=50, lr=0.1, tanh_scale=0.99)),
         ("C&W", "advlit the same, no abort early", args.images,
          ours("cw", c_init=2.0, binary_search_steps=1, max_iterations=50, lr=0.1, tanh_scale=0.99, abort_early=False)),
         ("C&W", "advlit c 2, 1 x 150, lr 0.03", args.images,
          ours("cw", c_init=2.0, binary_search_steps=1, max_iterations=150, lr=0.03)),
-        ("C&W", "torchattacks CW c 10, 1000 steps", args.slow_images, lambda x, y: batched(torchattacks_attack("CW", model, c=10, kappa=5, steps=1000, lr=0.01))(x, y)),
-        ("C&W", "ART CarliniL2Method defaults", args.slow_images, lambda x, y: art_attack("CarliniL2Method", model, b, confidence=5.0)(x, y)),
+        ("C&W", "torchattacks CW c 10, 1000 steps", args.slow_images,
+         lambda x, y: batched(torchattacks_attack("CW", model, c=10, kappa=5, steps=1000, lr=0.01))(x, y)),
+        ("C&W", "ART CarliniL2Method defaults", args.slow_images,
+         lambda x, y: art_attack("CarliniL2Method", model, b, confidence=5.0)(x, y)),
         ("C&W", "advlit paper settings (c 1e-3, 9 x 1000)", args.paper_cw_images, ours("cw")),
         ("C&W", "advlit paper settings, tanh_scale 0.99", args.paper_cw_images, ours("cw", tanh_scale=0.99)),
     ]  # fmt: skip
     rows = [row for row in rows if not args.only or row[0] == args.only]
-    print(f"device: {describe_device(torch.device('cpu'))}; LeNet5 trained 2 epochs, batch {b}; "
-          f"{args.repeats} interleaved round(s), times are medians", flush=True)
+    print(
+        f"device: {describe_device(torch.device('cpu'))}; LeNet5 trained 2 epochs, batch {b}; "
+        f"{args.repeats} interleaved round(s), times are medians",
+        flush=True,
+    )
     seconds: dict[str, list[float]] = {name: [] for _, name, _, _ in rows}
     floors, stats = [], {}
     for round_ in range(args.repeats):
@@ -150,8 +160,10 @@ def main() -> None:
     if floors and pairs:
         step = statistics.median(floors)
         floor = step * pairs["l0"] / 2 * 60_000 / 1000
-        print(f"floor: forward + 2 gradients = {step:.3f} ms/img at batch {b} (median of {len(floors)}); "
-              f"x {pairs['l0'] / 2:.1f} pair steps = {floor:.0f} s per 60k images on the model passes alone")
+        print(
+            f"floor: forward + 2 gradients = {step:.3f} ms/img at batch {b} (median of {len(floors)}); "
+            f"x {pairs['l0'] / 2:.1f} pair steps = {floor:.0f} s per 60k images on the model passes alone"
+        )
 
 
 if __name__ == "__main__":

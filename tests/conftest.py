@@ -32,7 +32,9 @@ def synthetic_digits(n: int, templates: torch.Tensor, generator: torch.Generator
     """Images ``(n, 28, 28)`` uint8 of the templates, shifted and noised, and their labels."""
     y = torch.arange(n) % 10
     shifts = torch.randint(-2, 3, (n, 2), generator=generator)
-    x = torch.stack([torch.roll(templates[c, 0], tuple(s.tolist()), dims=(0, 1)) for c, s in zip(y, shifts)])
+    x = torch.stack(
+        [torch.roll(templates[c, 0], tuple(s.tolist()), dims=(0, 1)) for c, s in zip(y, shifts, strict=True)]
+    )
     x = (x * 1.6 + 0.15 * torch.rand(n, 28, 28, generator=generator)).clamp(0, 1)
     return (x * 255).round().to(torch.uint8), y.to(torch.uint8)
 

@@ -7,11 +7,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from advlit.attacks import ATTACKS, FGSM, JSMA, PGD, CarliniWagnerL2, build_attack, run_attack
-from advlit.attacks import saliency
+from advlit.attacks import ATTACKS, FGSM, JSMA, PGD, CarliniWagnerL2, build_attack, run_attack, saliency
 from advlit.attacks.saliency import best_pairs
 from advlit.data import load_mnist
-from advlit.errors import ConfigError
 
 LIGHT_CW = dict(c_init=1.0, binary_search_steps=3, max_iterations=60, lr=0.1)
 FAST = {  # every attack, with settings light enough for a test
@@ -194,7 +192,7 @@ def test_attack_keeps_range_and_leaves_the_model_untouched(victim, name):
     assert all(p.requires_grad for p in net.parameters())
     for key, value in net.state_dict().items():
         assert torch.equal(value, state[key]), key
-    for p, g in zip(net.parameters(), grads):
+    for p, g in zip(net.parameters(), grads, strict=True):
         assert torch.equal(p.grad, g)
 
 
@@ -209,7 +207,9 @@ def test_attack_repeats_and_a_batch_equals_its_images_alone(victim, name):
     assert torch.allclose(batch, alone, atol=1e-4), "images influence each other within a batch"
 
 
-@pytest.mark.parametrize("make", [lambda seed: PGD(eps=0.1, steps=2, seed=seed), lambda seed: JSMA(gamma=0.05, seed=seed)])
+@pytest.mark.parametrize(
+    "make", [lambda seed: PGD(eps=0.1, steps=2, seed=seed), lambda seed: JSMA(gamma=0.05, seed=seed)]
+)
 def test_seed_changes_the_random_choices(victim, make):
     net, x, y = victim
     assert not torch.equal(make(0)(net, x, y), make(1)(net, x, y))
@@ -301,7 +301,11 @@ def real_lenet5(real_mnist):
 def test_real_mnist_lenet5_is_fooled_white_box(real_mnist, real_lenet5, name):
     net = real_lenet5
     x, y = (t[:100] for t in load_mnist(real_mnist, train=False))
-    attack = {"fgsm": FGSM(), "jsma": JSMA(), "cw": CarliniWagnerL2(c_init=10.0, binary_search_steps=2, max_iterations=100, lr=0.1)}[name]
+    attack = {
+        "fgsm": FGSM(),
+        "jsma": JSMA(),
+        "cw": CarliniWagnerL2(c_init=10.0, binary_search_steps=2, max_iterations=100, lr=0.1),
+    }[name]
     assert accuracy(net, attack(net, x, y), y) < 0.5
 
 

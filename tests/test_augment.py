@@ -75,7 +75,8 @@ def test_erase_probability_zero_erases_nothing():
     ("kwargs", "name"),
     [
         ({"degrees": -1}, "rotate_degrees=-1"),
-        ({"translate": -0.1}, "translate=-0.1"), ({"interpolation": "cubic"}, "interpolation='cubic'"),
+        ({"translate": -0.1}, "translate=-0.1"),
+        ({"interpolation": "cubic"}, "interpolation='cubic'"),
         ({"erase_p": 1.5}, "erase_p=1.5"),
         ({"erase_max_area": 1.2}, "erase_max_area=1.2"),
     ],

@@ -22,7 +22,9 @@ def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypat
     events = list((tmp_path / "tb_logs").rglob("events.out.tfevents.*"))
     assert len(events) == 1
     tags = EventAccumulator(str(events[0])).Reload().Tags()["scalars"]
-    assert {"train/loss", "train/acc", "val/acc/clean", "val/loss", "val/acc/A/fgsm", "val/acc/A/fgsm_noise"} <= set(tags)
+    assert {"train/loss", "train/acc", "val/acc/clean", "val/loss", "val/acc/A/fgsm", "val/acc/A/fgsm_noise"} <= set(
+        tags
+    )
     assert any(tag.startswith("lr-") for tag in tags)
     assert re.findall(r"^arch: \w+$", (events[0].parent / "hparams.yaml").read_text(), re.M) == ["arch: lenet5"]
 

@@ -84,7 +84,11 @@ def test_training_shards_are_equal_and_disjoint():
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"batch_size": 0}, "batch_size=0"), ({"train_limit": 0}, "train_limit=0"), ({"erase_max_area": 1.5}, "erase_max_area")],
+    [
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"train_limit": 0}, "train_limit=0"),
+        ({"erase_max_area": 1.5}, "erase_max_area"),
+    ],
 )
 def test_bad_settings_are_rejected_by_name(kwargs, name):
     with pytest.raises(ValueError, match=name):

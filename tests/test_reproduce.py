@@ -10,7 +10,7 @@ import pytest
 from advlit import report as report_mod
 from advlit import reproduce as reproduce_mod
 from advlit.errors import ConfigError
-from advlit.reproduce import MIXES, grid, run_folder
+from advlit.reproduce import grid, run_folder
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -52,10 +52,19 @@ def test_reproduce_runs_only_the_named_runs(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean", "fgsm_jsma_cw"]) == 0
-    versions = [next(a.split("=")[1] for a in cmd if a.startswith("--trainer.logger.init_args.version=")) for cmd in calls]
+    versions = [
+        next(a.split("=")[1] for a in cmd if a.startswith("--trainer.logger.init_args.version=")) for cmd in calls
+    ]
     assert versions == ["clean", "fgsm_jsma_cw"]
     with pytest.raises(ConfigError, match="bogus"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["bogus"])
+
+
+def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a dry run launched a run"))
+    fake_metrics(run_folder(tmp_path / "quick", grid(2, "quick")[0]), {"clean": 0.99})
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "table 2 (quick): 7 to run, 1 done (dry run: nothing ran)"
 
 
 def test_unknown_table_or_profile():
@@ -159,7 +168,9 @@ def test_finding_e_reports_the_part_that_ran(tmp_path):
 def test_table5_comes_from_the_table2_and_table4_runs(tmp_path):
     write_table2(tmp_path, PAPERLIKE)
     mism = {"fgsm": 0.70, "jsma": 0.62, "cw": 0.55}
-    fake_metrics(tmp_path / "quick" / "table2" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"]}, other={**mism, "fgsm": 0.86})
+    fake_metrics(
+        tmp_path / "quick" / "table2" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"]}, other={**mism, "fgsm": 0.86}
+    )
     fake_metrics(tmp_path / "quick" / "table4" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"]}, augment=False,
                  other={**mism, "fgsm": 0.84})  # fmt: skip
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [5]).read_text()

@@ -145,7 +145,8 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     for attack in ("fgsm", "jsma", "cw"):  # each control spends its attack's budget
         spent, noise = quality[f"A/{attack}"]["budget"], quality[f"A/{attack}_noise"]["budget"]
         assert noise["l0" if attack == "jsma" else "l2" if attack == "cw" else "linf"] == pytest.approx(
-            spent["l0" if attack == "jsma" else "l2" if attack == "cw" else "linf"], rel=1e-4), attack
+            spent["l0" if attack == "jsma" else "l2" if attack == "cw" else "linf"], rel=1e-4
+        ), attack
     for name, hist in record["predicted_classes_last_epoch"].items():
         assert len(hist) == 10 and sum(hist) == 200, name
     (events,) = run.glob("events.out.tfevents.*")
@@ -161,7 +162,11 @@ def test_cached_controls_match_their_sets_image_by_image(smoke_run, mnist_dir):
 
     _, cache = smoke_run
     x = load_mnist(mnist_dir, train=False)[0][:200].flatten(1)  # the smoke run's test images
-    norms = {"fgsm": lambda d: d.abs().amax(1), "jsma": lambda d: (d != 0).sum(1).double(), "cw": lambda d: d.norm(dim=1)}
+    norms = {
+        "fgsm": lambda d: d.abs().amax(1),
+        "jsma": lambda d: (d != 0).sum(1).double(),
+        "cw": lambda d: d.norm(dim=1),
+    }
     for path in (cache / "adversarial").glob("test-*.pt"):
         stored = torch.load(path, weights_only=True)
         attack = stored["meta"]["attack"]
@@ -202,8 +207,19 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
         (["--transfer.window_end", "9"], "epoch window 2-9"),
         (["--transfer.attackers", "[{name: A, seed: 1}]"], "same network as the defender's source"),
         (["--transfer.attackers", "[{name: A, seed: 1}]", "--transfer.attacker_epochs", "2"], "defender's source"),
-        (["--data.train_attacks", "[]", "--seed_everything", "4", "--data.seed", "4",
-          "--transfer.attackers", "[{name: A, seed: 4}]"], "same network as the defended one"),
+        (
+            [
+                "--data.train_attacks",
+                "[]",
+                "--seed_everything",
+                "4",
+                "--data.seed",
+                "4",
+                "--transfer.attackers",
+                "[{name: A, seed: 4}]",
+            ],
+            "same network as the defended one",
+        ),
         (["--transfer.attackers", "[{name: A}, {name: A, seed: 3}]"], "distinct names"),
         (["--transfer.attackers", "[{name: clean}]"], "attacker name 'clean'"),
         (["--data.attack_params", "{bogus: {eps: 0.1}}"], "unknown attacks ['bogus']"),
@@ -235,8 +251,10 @@ def _fit(mnist_dir: Path, root: Path, cache: Path, devices: int, batch: int) -> 
     """An advlit fit in a fresh process (as DDP launches it); returns its metrics.json."""
     root.mkdir()
     args = smoke_args(mnist_dir, cache, "fgsm.yaml") + [
-        "--data.augment", "false", "--transfer.attackers", "[{name: Ap, augment: false}]", "--transfer.attacks", "[fgsm, jsma]",
-        "--data.batch_size", str(batch), "--data.eval_batch_size", "64", "--trainer.accelerator", "cpu", "--data.test_limit", "199",
+        "--data.augment", "false", "--transfer.attackers", "[{name: Ap, augment: false}]",
+        "--transfer.attacks", "[fgsm, jsma]",
+        "--data.batch_size", str(batch), "--data.eval_batch_size", "64", "--trainer.accelerator", "cpu",
+        "--data.test_limit", "199",
         "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -21,7 +21,13 @@ class JSMAPairs(JSMA):
         super().__init__(theta, gamma, target, "pairs", seed, working_batch)
 
 
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "jsma": JSMA, "jsma_pairs": JSMAPairs, "cw": CarliniWagnerL2}
+ATTACKS: dict[str, type[Attack]] = {
+    "fgsm": FGSM,
+    "pgd": PGD,
+    "jsma": JSMA,
+    "jsma_pairs": JSMAPairs,
+    "cw": CarliniWagnerL2,
+}
 
 
 def build_attack(name: str, **params) -> Attack:
@@ -48,4 +54,17 @@ def build_attacks(names: list[str], params: dict[str, dict], setting: str) -> di
     return {name: build_attack(name, **params.get(name, {})) for name in names}
 
 
-__all__ = ["ATTACKS", "Attack", "AttackName", "CarliniWagnerL2", "FGSM", "JSMA", "JSMAPairs", "PGD", "build_attack", "build_attacks", "frozen", "run_attack"]
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackName",
+    "CarliniWagnerL2",
+    "FGSM",
+    "JSMA",
+    "JSMAPairs",
+    "PGD",
+    "build_attack",
+    "build_attacks",
+    "frozen",
+    "run_attack",
+]

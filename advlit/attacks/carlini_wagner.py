@@ -66,7 +66,11 @@ class CarliniWagnerL2(Attack):
             raise ConfigError(f"snap={snap} must be in [0, 1)")
         self.tanh_scale, self.snap = float(tanh_scale), float(snap)
         self.confidence, self.c_init, self.lr = float(confidence), float(c_init), float(lr)
-        self.binary_search_steps, self.max_iterations, self.abort_early = binary_search_steps, max_iterations, abort_early
+        self.binary_search_steps, self.max_iterations, self.abort_early = (
+            binary_search_steps,
+            max_iterations,
+            abort_early,
+        )
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -134,7 +138,9 @@ class CarliniWagnerL2(Attack):
                 prev = loss.detach()
             if not keep.all():
                 if not finite.all():
-                    log.warning("C&W: %d images gave non-finite logits or loss; they keep their best", int((~finite).sum()))
+                    log.warning(
+                        "C&W: %d images gave non-finite logits or loss; they keep their best", int((~finite).sum())
+                    )
                 active, xa, ya, ca, w, m, v, prev = (t[keep] for t in (active, xa, ya, ca, w, m, v, prev))
                 if len(active) == 0:
                     break

@@ -31,7 +31,13 @@ class PGD(Attack):
         check_range("alpha", alpha, 0.0, 1.0)
         if steps < 0:
             raise ConfigError(f"steps={steps} must be >= 0")
-        self.eps, self.alpha, self.steps, self.random_start, self.seed = float(eps), float(alpha), steps, random_start, seed
+        self.eps, self.alpha, self.steps, self.random_start, self.seed = (
+            float(eps),
+            float(alpha),
+            steps,
+            random_start,
+            seed,
+        )
 
     def perturb(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x_adv = x

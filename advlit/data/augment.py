@@ -80,10 +80,14 @@ class Augment:
         theta = theta.to(x.dtype)  # torchvision casts its double-precision matrix to the image dtype
         xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=x.device, dtype=x.dtype)
         ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=x.device, dtype=x.dtype)
-        base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=x.device, dtype=x.dtype)], -1)
+        base = torch.stack(
+            [xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=x.device, dtype=x.dtype)], -1
+        )
         scale = torch.tensor([0.5 * w, 0.5 * h], device=x.device, dtype=x.dtype)
         grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale)
-        return F.grid_sample(x, grid.view(n, h, w, 2), mode=self.interpolation, padding_mode="zeros", align_corners=False)
+        return F.grid_sample(
+            x, grid.view(n, h, w, 2), mode=self.interpolation, padding_mode="zeros", align_corners=False
+        )
 
     def erase_params(self, n: int, size: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """``(N, 4)`` boxes ``(top, left, height, width)`` as RandomErasing draws them; height 0: none."""

@@ -112,7 +112,10 @@ class MNISTDataModule(LightningDataModule):
         hp = self.hparams
         train_x, train_y = load_mnist(hp.data_dir, train=True)
         test_x, test_y = load_mnist(hp.data_dir, train=False)
-        self.train_x, self.train_y = train_x[: hp.train_limit].to(self.device), train_y[: hp.train_limit].to(self.device)
+        self.train_x, self.train_y = (
+            train_x[: hp.train_limit].to(self.device),
+            train_y[: hp.train_limit].to(self.device),
+        )
         self.test_x, self.test_y = test_x[: hp.test_limit].to(self.device), test_y[: hp.test_limit].to(self.device)
         self.train_digest = tensor_digest(self.train_x, self.train_y)
         self.source_spec = dataclasses.replace(self.source_spec, batch_size=self.global_batch_size)

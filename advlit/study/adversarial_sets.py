@@ -37,7 +37,13 @@ def load_or_make(
     """
     batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
     key = content_key(
-        {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split, "data": data_digest}
+        {
+            "surrogate": surrogate_key,
+            "attack": attack_name,
+            "params": attack.params(),
+            "split": split,
+            "data": data_digest,
+        }
     )
     path = cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
     controls = split == "test"
@@ -48,7 +54,9 @@ def load_or_make(
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
             log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
             return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device) if controls else None
-        log.info("making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path)
+        log.info(
+            "making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path
+        )
         x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
         x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
                              for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip

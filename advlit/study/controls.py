@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from advlit.attacks import CarliniWagnerL2, FGSM, JSMA, PGD, Attack
+from advlit.attacks import FGSM, JSMA, PGD, Attack, CarliniWagnerL2
 from advlit.attacks.rng import image_keys, uniform
 
 NOISE_SEED = 0

@@ -4,7 +4,6 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -68,7 +67,9 @@ def check_distinct(source: SurrogateSpec, attacker: SurrogateSpec, defended: Sur
         )
 
 
-def defended_spec(arch: str, lr: float, augment: bool, data_seed: int, train_attacks: list, init_seed) -> SurrogateSpec | None:
+def defended_spec(
+    arch: str, lr: float, augment: bool, data_seed: int, train_attacks: list, init_seed
+) -> SurrogateSpec | None:
     """The defended network as a surrogate spec when a surrogate could rebuild it exactly (clean
     training, ``seed_everything`` equal to ``data.seed``); else None."""
     if train_attacks or init_seed is None or int(init_seed) != data_seed:

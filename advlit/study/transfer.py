@@ -139,7 +139,9 @@ class TransferEvaluation(Callback):
         test_digest = tensor_digest(data.test_x, data.test_y)
         for name, spec in self.specs.items():
             if self.attacks:
-                self.make_attacker_sets(data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest)
+                self.make_attacker_sets(
+                    data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest
+                )
 
     def make_attacker_sets(self, data, name: str, spec: SurrogateSpec, test_digest: str) -> None:
         """Train (or load) one attacker's network, then make (or load) his sets and controls."""
