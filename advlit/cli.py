@@ -15,9 +15,21 @@ from advlit.study.transfer import TransferEvaluation, check_window
 
 TRAINER_DEFAULTS = {
     "max_epochs": 50,
+    "log_every_n_steps": 10,  # short runs (a few dozen batches per epoch) still log train/loss
     "logger": lazy_instance(TensorBoardLogger, save_dir="tb_logs", name="advlit"),
     "callbacks": [LearningRateMonitor(logging_interval="epoch")],
 }
+
+
+OVERVIEW = """advlit: black-box adversarial training on MNIST (Park & So, 2020).
+
+commands:
+  fit / validate / test   one experiment (LightningCLI; advlit fit --help lists every setting)
+  reproduce               every run of a paper table: advlit reproduce --table 2 [--profile quick]
+  report                  our tables beside the paper's, controls, findings: advlit report --profile quick
+
+Lightning's own help follows.
+"""
 
 
 class AdvlitCLI(LightningCLI):
@@ -47,6 +59,8 @@ class AdvlitCLI(LightningCLI):
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
     argv = list(sys.argv[1:] if args is None else args)
+    if argv in ([], ["-h"], ["--help"]):
+        print(OVERVIEW)
     if argv and argv[0] in ("reproduce", "report"):
         import importlib
 

@@ -361,7 +361,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder given to advlit reproduce")
     parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/PROFILE/report)")
-    parser.add_argument("--tables", type=int, nargs="+", default=[2, 3, 4, 5])
+    parser.add_argument(
+        "--tables",
+        type=int,
+        nargs="+",
+        default=[2, 3, 4, 5],
+        help="tables to show (Table 5 is built from the Table 2 and 4 runs)",
+    )
     args = parser.parse_args(argv)
     try:
         path = report(args.results, args.profile, args.out or args.results / args.profile / "report", args.tables)

@@ -29,6 +29,12 @@ def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypat
     assert re.findall(r"^arch: \w+$", (events[0].parent / "hparams.yaml").read_text(), re.M) == ["arch: lenet5"]
 
 
+def test_help_lists_every_command(capsys):
+    assert run_cli("--help") == 0
+    out = capsys.readouterr().out
+    assert all(re.search(rf"^  {cmd}\b", out, re.M) for cmd in ("reproduce", "report")) and "fit" in out
+
+
 def test_unknown_key_is_a_one_line_parser_error(capsys):
     assert run_cli("fit", "--config", str(CONFIGS / "clean.yaml"), "--data.bogus", "1") == 2
     err = capsys.readouterr().err
