@@ -100,6 +100,7 @@ def real_victim(real_mnist):
     return net, x[:200][right][:100], y[:200][right][:100]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["jsma", "jsma_pairs"])
 def test_jsma_reaches_its_target_on_a_trained_lenet5(real_victim, name):
     from advlit.attacks.rng import image_keys, other_class
@@ -358,6 +359,7 @@ def test_pair_search_finds_the_best_pair_of_the_full_search(seed, max_candidates
     assert torch.allclose(got, brute[rows])
 
 
+@pytest.mark.slow
 def test_carlini_wagner_snap_leaves_unneeded_pixels_exact(real_victim):
     net, x, y = real_victim
     x, y = x[:40], y[:40]

@@ -154,5 +154,5 @@ class CarliniWagnerL2(Attack):
 
 
 # The efficient setting (docs/attacks.md): the paper states only confidence 5; this reaches the L2 of
-# Carlini's 9 x 1,000 iterations at a twentieth of its forward passes, with no start-offset fingerprint.
+# Carlini's 9 x 1,000 iterations at about 1/25 of its forward passes, with no start-offset fingerprint.
 EFFICIENT_CW = dict(c_init=2.0, binary_search_steps=3, max_iterations=100, lr=0.1, tanh_scale=0.999, snap=0.002)
