@@ -16,7 +16,7 @@ from advlit.study.transfer import TransferEvaluation, check_window
 TRAINER_DEFAULTS = {
     "max_epochs": 50,
     "log_every_n_steps": 10,  # short runs (a few dozen batches per epoch) still log train/loss
-    "logger": lazy_instance(TensorBoardLogger, save_dir="tb_logs", name="advlit"),
+    "logger": lazy_instance(TensorBoardLogger, save_dir="tb_logs", name="advlit", default_hp_metric=False),
     "callbacks": [LearningRateMonitor(logging_interval="epoch")],
 }
 

@@ -155,6 +155,15 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert {"val/acc/clean", "val/acc/A/fgsm", "val/acc/A/fgsm_noise", "val/acc/A/cw", "window/median/A/fgsm"} <= tags
     assert acc.Scalars("window/median/A/jsma")[-1].value == pytest.approx(record["median"]["A/jsma"])
     assert acc.Tags()["images"], "an example grid is logged"
+    assert "hp_metric" not in tags
+    hparams = acc.summary_metadata.get("_hparams_/session_start_info")
+    assert hparams is not None, "the HParams tab gets the config and the window medians"
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    info = plugin_data_pb2.HParamsPluginData.FromString(hparams.plugin_data.content).session_start_info
+    assert {"data.train_attacks", "transfer.window_start", "trainer.max_epochs"} <= set(info.hparams)
+    assert not any(k.startswith("_") or "._" in k for k in info.hparams)
+    assert acc.Scalars("hp/median/A/fgsm")[-1].value == pytest.approx(record["median"]["A/fgsm"])
 
 
 def test_cached_controls_match_their_sets_image_by_image(smoke_run, mnist_dir):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
@@ -51,6 +52,20 @@ def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
     if not 1 <= start <= end <= max_epochs:
         raise ConfigError(f"epoch window {start}-{end} must lie within the run's epochs 1-{max_epochs}")
     return end
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, str | int | float | bool]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists and None as text; keys starting with _ dropped."""
+    out: dict[str, str | int | float | bool] = {}
+    for key, value in tree.items():
+        if str(key).startswith("_"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    return out
 
 
 class TransferEvaluation(Callback):
@@ -226,6 +241,16 @@ class TransferEvaluation(Callback):
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every rank asks
         if trainer.is_global_zero:
             self.write_metrics(trainer, pl_module, stats, folder / "metrics.json")
+            self.log_hparams(trainer, folder / "config.yaml", stats["median"])
+
+    def log_hparams(self, trainer: Trainer, config: Path, medians: dict[str, float]) -> None:
+        """TensorBoard's HParams tab: the whole resolved config, with the window medians as metrics."""
+        if not config.exists():
+            return
+        params = _flatten(yaml.safe_load(config.read_text()) or {})
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_hyperparams(params, metrics={f"hp/median/{k}": v for k, v in medians.items()})
 
     def write_metrics(self, trainer: Trainer, pl_module: LightningModule, stats: dict, path: Path) -> None:
         data = trainer.datamodule
