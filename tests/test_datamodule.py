@@ -101,3 +101,40 @@ def test_real_mnist_has_the_official_sizes(real_mnist):
     xt, yt = load_mnist(real_mnist, train=False)
     assert x.shape == (60_000, 1, 28, 28) and xt.shape == (10_000, 1, 28, 28)
     assert torch.bincount(yt).tolist()[:2] == [980, 1135]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda b: bytes(range(256)) * 40, "is corrupt: not a 3-d uint8 IDX file"),
+        (lambda b: b[: len(b) // 2], "is corrupt: "),
+        (lambda b: b + b"\0" * 10, "is corrupt: "),
+    ],
+    ids=["random bytes", "truncated", "padded"],
+)
+def test_a_damaged_mnist_file_is_named_in_one_line(mnist_dir, tmp_path, damage, message):
+    import shutil
+
+    from advlit.data import load_mnist
+    from advlit.errors import MissingDataError
+
+    copy = tmp_path / "data"
+    shutil.copytree(mnist_dir, copy)
+    images = copy / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(damage(images.read_bytes()))
+    with pytest.raises(MissingDataError, match=message) as err:
+        load_mnist(copy, train=True)
+    assert "train-images-idx3-ubyte" in str(err.value) and "\n" not in str(err.value)
+    assert load_mnist(copy, train=False)[0].shape == (200, 1, 28, 28), "the other split still loads"
+
+
+def test_one_missing_mnist_file_is_named(mnist_dir, tmp_path):
+    import shutil
+
+    from advlit.data import load_mnist
+    from advlit.errors import MissingDataError
+
+    shutil.copytree(mnist_dir, tmp_path / "data")
+    (tmp_path / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(MissingDataError, match="t10k-labels-idx1-ubyte not found"):
+        load_mnist(tmp_path / "data", train=False)

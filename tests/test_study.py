@@ -214,6 +214,7 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     [
         (["--transfer.window_start", "7"], "epoch window 7-3"),
         (["--transfer.window_end", "9"], "epoch window 2-9"),
+        (["--trainer.max_epochs", "0"], "trainer.max_epochs=0 must be >= 1"),
         (["--transfer.attackers", "[{name: A, seed: 1}]"], "same network as the defender's source"),
         (["--transfer.attackers", "[{name: A, seed: 1}]", "--transfer.attacker_epochs", "2"], "defender's source"),
         (

@@ -36,18 +36,45 @@ def download_mnist(data_dir: str | Path) -> None:
         ) from None
 
 
+def _read_idx(path: Path, ndim: int) -> torch.Tensor:
+    """A uint8 IDX file (MNIST's format) as a tensor; a MissingDataError naming the file if it is
+    absent, of another kind, truncated or padded."""
+    if not path.exists():
+        raise MissingDataError(f"MNIST file {path} not found: {_expected(path.parents[2])}")
+    data = path.read_bytes()
+    header = 4 + 4 * ndim
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if magic != (0x0800 | ndim) or len(data) < header:
+        raise MissingDataError(f"MNIST file {path} is corrupt: not a {ndim}-d uint8 IDX file (magic {magic})")
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    size = header + int(torch.Size(dims).numel())
+    if len(data) != size:
+        raise MissingDataError(f"MNIST file {path} is corrupt: {len(data)} bytes, its header {dims} says {size}")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*dims)
+
+
 def load_mnist(data_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one MNIST split as ``x`` float32 ``(N, 1, 28, 28)`` in [0, 1] and ``y`` int64 ``(N,)``.
 
+    Reads the IDX files that ``torchvision.datasets.MNIST(root=data_dir)`` reads, from
+    ``data_dir/MNIST/raw/``.
+
     Raises:
-        MissingDataError: the files are not in ``data_dir`` (the message lists them).
+        MissingDataError: a file is not in ``data_dir`` (the message lists them) or is corrupt
+            (the message names it).
     """
-    try:
-        ds = MNIST(str(Path(data_dir).expanduser()), train=train, download=False)
-    except RuntimeError:
+    raw = Path(data_dir).expanduser().resolve() / "MNIST" / "raw"
+    if not any((raw / name).exists() for name in MNIST_FILES):
         raise MissingDataError(
             f"MNIST not found under data_dir={str(data_dir)!r}: {_expected(data_dir)}. "
             "Set --data.download true on a machine with internet, or point --data.data_dir at a copy"
-        ) from None
-    x = ds.data.unsqueeze(1).float().div_(255)  # (N, 1, 28, 28)
-    return x, ds.targets.long()
+        )
+    prefix = "train" if train else "t10k"
+    images = _read_idx(raw / f"{prefix}-images-idx3-ubyte", 3)
+    labels = _read_idx(raw / f"{prefix}-labels-idx1-ubyte", 1)
+    if images.shape[1:] != (28, 28) or len(images) != len(labels) or labels.max() > 9:
+        raise MissingDataError(
+            f"MNIST files in {raw} are corrupt: images {tuple(images.shape)}, {len(labels)} labels up to "
+            f"{int(labels.max())} (expected (N, 28, 28) images, N labels in 0-9)"
+        )
+    return images.unsqueeze(1).float().div_(255), labels.long()

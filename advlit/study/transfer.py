@@ -47,7 +47,9 @@ class Attacker:
 def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
     """The window's last epoch; a ConfigError unless ``1 <= start <= end <= max_epochs``."""
     end = end if end is not None else max_epochs
-    if end is None or max_epochs is None or max_epochs < 1:
+    if max_epochs is not None and max_epochs < 1:
+        raise ConfigError(f"trainer.max_epochs={max_epochs} must be >= 1")
+    if end is None or max_epochs is None:
         raise ConfigError("the epoch window needs trainer.max_epochs (or transfer.window_end) to be set")
     if not 1 <= start <= end <= max_epochs:
         raise ConfigError(f"epoch window {start}-{end} must lie within the run's epochs 1-{max_epochs}")
