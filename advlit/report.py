@@ -40,8 +40,25 @@ def load_runs(results: Path, table: int, profile: str) -> dict[str, dict | None]
     runs = {}
     for run in grid(table, profile):
         path = run_folder(results, run) / "metrics.json"
-        runs[run.name] = json.loads(path.read_text()) if path.exists() else None
+        runs[run.name] = read_metrics(path) if path.exists() else None
     return runs
+
+
+REQUIRED = ("window", "max", "median", "per_epoch", "defender", "attackers", "test_images")
+
+
+def read_metrics(path: Path) -> dict | None:
+    """A run's metrics.json, or None (shown as missing) with one line on stderr when it is not
+    readable JSON of advlit's current layout."""
+    try:
+        record = json.loads(path.read_text())
+        lacking = [key for key in REQUIRED if key not in record]
+        if lacking:
+            raise ValueError(f"lacks {', '.join(lacking)}")
+        return record
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        print(f"advlit report: {path} is unreadable ({type(err).__name__}: {err}); shown as missing", file=sys.stderr)
+        return None
 
 
 def attacker_of(rec: dict, augment: bool | None = None) -> str | None:

@@ -207,3 +207,18 @@ def test_cli_report_error_is_one_line(tmp_path, capsys):
     assert run_cli("report", "--results", str(tmp_path), "--profile", "quick") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("advlit report: error:")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x80\x81binary", b'{"window": [5, 10], "max"', b'{"window": [5, 10]}'],
+    ids=["binary", "truncated", "lacks fields"],
+)
+def test_report_names_an_unreadable_metrics_file_and_goes_on(tmp_path, capsys, content):
+    write_table2(tmp_path, PAPERLIKE)
+    bad = tmp_path / "quick" / "table2" / "fgsm" / "metrics.json"
+    bad.write_bytes(content)
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and "unreadable" in err[0]
+    assert "Runs done: 4/8" in md
