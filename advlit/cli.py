@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
+from advlit.quiet import quiet_third_party
 from advlit.study.transfer import TransferEvaluation, check_window
 
 TRAINER_DEFAULTS = {
@@ -59,6 +60,7 @@ class AdvlitCLI(LightningCLI):
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
     argv = list(sys.argv[1:] if args is None else args)
+    quiet_third_party()
     if argv in ([], ["-h"], ["--help"]):
         print(OVERVIEW)
     if argv and argv[0] in ("reproduce", "report"):

@@ -8,6 +8,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 @pytest.mark.parametrize("config", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_config_parses(config, capsys):
     assert run_cli("fit", "--config", str(config), "--print_config") == 0
+    assert not list((tmp_path / "cache").rglob("attacker-*.pt")), "no attack, so no attacker network"
     assert "model:" in capsys.readouterr().out
 
 
@@ -27,6 +28,17 @@ def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypat
     )
     assert any(tag.startswith("lr-") for tag in tags)
     assert re.findall(r"^arch: \w+$", (events[0].parent / "hparams.yaml").read_text(), re.M) == ["arch: lenet5"]
+
+
+def test_the_saved_config_reruns(mnist_dir, tmp_path, monkeypatch):
+    """config.yaml of a run with default attackers holds them in a form that parses again."""
+    monkeypatch.chdir(tmp_path)
+    args = smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml")
+    assert run_cli(*args, "--trainer.max_epochs", "1", "--transfer.window_start", "1", "--transfer.attacks", "[]") == 0
+    (config,) = (tmp_path / "tb_logs").rglob("config.yaml")
+    assert "Unable to serialize" not in config.read_text()
+    assert run_cli("fit", "--config", str(config), "--print_config") == 0
+    assert not list((tmp_path / "cache").rglob("attacker-*.pt")), "no attack, so no attacker network"
 
 
 def test_help_lists_every_command(capsys):

@@ -84,7 +84,8 @@ class TransferEvaluation(Callback):
         attacks: the attackers' attacks (empty: no attacker network is trained).
         attack_params: hyperparameters per attack name (the CLI links ``data.attack_params``).
         arch: the attackers' architecture (the CLI links ``model.arch``).
-        attackers: one entry per attacker (name, augmentation, seed); Table 5 needs ``A`` and ``Ap``.
+        attackers: one entry per attacker (name, augmentation, seed); None: one attacker ``A`` with
+            augmentation and seed 2. Table 5 needs ``A`` and ``Ap``.
         attacker_epochs: training epochs of the attackers' networks.
         attacker_lr: Adam's learning rate for them (the CLI links ``model.lr``).
         window_start: first epoch of the statistics window (1-based).
@@ -100,7 +101,7 @@ class TransferEvaluation(Callback):
         attacks: list[AttackName] = ["fgsm", "jsma", "cw"],
         attack_params: dict[str, dict] = {},
         arch: str = "lenet5",
-        attackers: list[Attacker] = [Attacker()],
+        attackers: list[Attacker] | None = None,
         attacker_epochs: int = 50,
         attacker_lr: float = 1e-4,
         window_start: int = 20,
@@ -114,6 +115,7 @@ class TransferEvaluation(Callback):
             raise ConfigError(f"transfer.eval_batch_size={eval_batch_size} must be >= 1")
         if attack_batch_size is not None and attack_batch_size < 1:
             raise ConfigError(f"transfer.attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
+        attackers = [Attacker()] if attackers is None else attackers  # None: a default that config files can hold
         attackers = [a if isinstance(a, Attacker) else Attacker(**a) for a in attackers]
         if not attackers or len({a.name for a in attackers}) != len(attackers):
             raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
