@@ -305,3 +305,34 @@ def test_two_process_ddp_matches_one_process(mnist_dir, tmp_path):
             pred = module(images).argmax(1)
             assert round(last[name] * 199) == int((pred == y).sum()), name
             assert two["predicted_classes_last_epoch"][name] == torch.bincount(pred, minlength=10).tolist(), name
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(mnist_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    assert run_cli(*smoke_args(mnist_dir, blocked, "fgsm.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "cannot be written" in err and str(blocked) in err and "Traceback" not in err
+
+
+def test_a_complete_read_only_cache_is_used_without_writing(mnist_dir, tmp_path, monkeypatch, counters):
+    from advlit.study import cache
+
+    data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], cache_dir=str(tmp_path / "c"), **LIGHT)
+    data.setup("fit")
+    real_open = open
+
+    def read_only(file, mode="r", *args, **kwargs):  # as on a read-only file system (root ignores chmod)
+        if any(m in mode for m in "wax+"):
+            raise PermissionError(30, "Read-only file system")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "open", read_only, raising=False)
+    again = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], cache_dir=str(tmp_path / "c"), **LIGHT)
+    again.setup("fit")
+    assert torch.equal(again.train_adv["fgsm"], data.train_adv["fgsm"])
+    assert counters == {"train": 1, "attack": 1}, "everything came from the read-only cache"
+    with pytest.raises(ConfigError, match="cannot be written"):  # a missing entry cannot be made there
+        MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], source_seed=9, cache_dir=str(tmp_path / "c"),
+                        **LIGHT).setup("fit")  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import advlit
+from advlit.errors import ConfigError
 
 CACHE_ENV = "ADVLIT_CACHE"
 
@@ -86,9 +87,23 @@ def load_tensors(path: Path, meta: dict) -> dict[str, torch.Tensor] | None:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``.lock: processes sharing a cache make an entry once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as handle:
+    """Hold an exclusive lock on ``path``.lock: processes sharing a cache make an entry once.
+
+    In a cache that cannot be written (read-only, or a file in the way) an existing entry is read
+    without a lock; a missing one is a ConfigError naming the folder.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a")
+    except OSError as err:
+        if path.is_file():
+            yield
+            return
+        raise ConfigError(
+            f"cache folder {path.parent} cannot be written ({err.strerror or err}); "
+            "point --data.cache_dir or $ADVLIT_CACHE at a writable folder"
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
