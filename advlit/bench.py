@@ -1,6 +1,5 @@
 """Speed figures, printed, never asserted: ``python -m advlit.bench train|attacks``."""
 
-import platform
 import time
 
 import torch
@@ -9,28 +8,8 @@ from torch.nn import functional as F
 
 from advlit.data import Augment, MNISTDataModule, load_mnist
 from advlit.data.batches import TensorBatches
+from advlit.devices import describe_device, pick_device, sync  # noqa: F401 (re-exported for scripts)
 from advlit.models import Classifier, build_network
-
-
-def describe_device(device: torch.device) -> str:
-    """The hardware in words: GPU name, or CPU model and thread count."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: cuda when available, else cpu; ``gpu`` or ``cuda``: cuda; ``cpu``: cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device("cuda" if name == "gpu" else name)
-
-
-def sync(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a timer reads its end."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _mnist_or_random(data_dir: str | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:

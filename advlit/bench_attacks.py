@@ -7,9 +7,9 @@ from torch.nn import functional as F
 
 from advlit.attacks import build_attack, run_attack
 from advlit.attacks.carlini_wagner import EFFICIENT_CW
-from advlit.bench import describe_device, pick_device, sync
 from advlit.data import load_mnist
 from advlit.data.batches import TensorBatches
+from advlit.devices import describe_device, pick_device, sync
 from advlit.models import build_network
 
 PAPER_SECONDS = {  # Table 1: 60,000 images on one RTX 2080 Ti

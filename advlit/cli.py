@@ -11,14 +11,18 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
+from advlit.progress import EpochOfTotal
 from advlit.quiet import quiet_third_party
+from advlit.study import plan
 from advlit.study.transfer import TransferEvaluation, check_window
+
+log = logging.getLogger("advlit.cli")
 
 TRAINER_DEFAULTS = {
     "max_epochs": 50,
     "log_every_n_steps": 10,  # short runs (a few dozen batches per epoch) still log train/loss
     "logger": lazy_instance(TensorBoardLogger, save_dir="tb_logs", name="advlit", default_hp_metric=False),
-    "callbacks": [LearningRateMonitor(logging_interval="epoch")],
+    "callbacks": [LearningRateMonitor(logging_interval="epoch"), EpochOfTotal()],
 }
 
 
@@ -55,6 +59,14 @@ class AdvlitCLI(LightningCLI):
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
         transfer.check_attackers(self.datamodule, self.model)
+        if self.trainer.is_global_zero:
+            trainer = self.trainer
+            speeds = plan.measure(
+                self.model.hparams.arch, trainer.strategy.root_device, self.datamodule.hparams.batch_size
+            )
+            stages = plan.stages(self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds)
+            for line in plan.describe(stages):
+                log.info(line)
 
 
 def main(args: ArgsType = None) -> None:
@@ -67,9 +79,13 @@ def main(args: ArgsType = None) -> None:
         import importlib
 
         return importlib.import_module(f"advlit.{argv[0]}").main(argv[1:])
+    root = logging.getLogger("advlit")
+    for old in [h for h in root.handlers if getattr(h, "advlit_console", False)]:
+        root.removeHandler(old)  # one console handler, also when main() runs again in a process
     handler = logging.StreamHandler()
+    handler.advlit_console = True
     handler.setFormatter(logging.Formatter("advlit: %(message)s"))
-    logging.getLogger("advlit").addHandler(handler)
+    root.addHandler(handler)
     logging.getLogger("advlit").setLevel(logging.INFO)
     try:
         AdvlitCLI(

@@ -73,3 +73,22 @@ def test_missing_dataset_offline_is_one_line(tmp_path, capsys):
     assert code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("advlit: error: MNIST not found") and "t10k-images-idx3-ubyte" in last
+
+
+def test_the_plan_marks_each_stage_cached_or_to_make(mnist_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    args = [*smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml"), "--trainer.max_epochs", "1"]
+    args += ["--transfer.window_start", "1", "--transfer.attacks", "[fgsm]"]
+    plans = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="advlit"):
+            assert run_cli(*args) == 0
+        plans.append([r.getMessage() for r in caplog.records if r.name == "advlit.cli"])
+    first, again = plans
+    assert first[0].startswith("plan (estimates from speeds measured on this device)")
+    assert any(line.strip().startswith("to make") and "attacker A's network" in line for line in first)
+    assert any(line.strip().startswith("to make") and "fgsm on the train set" in line for line in first)
+    assert re.match(r"  total to make: about \d+ (s|min|h)$", first[-1])
+    assert all(line.strip().startswith("cached") for line in again if "network (" in line or " on the " in line)
+    assert sum("to make" in line for line in again) == 1 + 1, "only the defended network's training remains"

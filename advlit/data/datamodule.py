@@ -4,13 +4,12 @@ import dataclasses
 import time
 
 import torch
-from lightning.pytorch import LightningDataModule
 from typing_extensions import override
 
 from advlit.attacks import AttackName, build_attacks
 from advlit.data.augment import Augment, Interpolation
-from advlit.data.batches import TensorBatches
 from advlit.data.mnist import download_mnist, load_mnist
+from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import tensor_digest
@@ -18,7 +17,7 @@ from advlit.study.quality import set_quality
 from advlit.study.surrogate import SurrogateSpec
 
 
-class MNISTDataModule(LightningDataModule):
+class MNISTDataModule(TensorData):
     """MNIST train (60k) and test (10k) sets kept as tensors on the training device.
 
     Validation and test use MNIST's official 10k test set, as in the paper.
@@ -77,21 +76,19 @@ class MNISTDataModule(LightningDataModule):
         attack_batch_size: int | None = None,
         progress: bool = True,
     ) -> None:
-        super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1")
         for name, value in (("train_limit", train_limit), ("test_limit", test_limit)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1 or null (all images)")
-        self.augmenter = Augment(rotate_degrees, translate, erase_p, erase_max_area, interpolation)
+        augmenter = Augment(rotate_degrees, translate, erase_p, erase_max_area, interpolation)
+        super().__init__(batch_size, eval_batch_size, seed, augmenter, augment)
         if attack_batch_size is not None and attack_batch_size < 1:
             raise ConfigError(f"attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
         self.attacks = build_attacks(train_attacks, attack_params, "train_attacks")
         self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
         self.save_hyperparameters()
-        self.train_x = self.train_y = self.test_x = self.test_y = None
-        self.train_adv: dict[str, torch.Tensor] = {}
         self.timings: dict[str, float] = {}
         self.set_quality: dict[str, dict] = {}
 
@@ -100,14 +97,21 @@ class MNISTDataModule(LightningDataModule):
         if self.hparams.download:
             download_mnist(self.hparams.data_dir)
 
-    @property
-    def device(self) -> torch.device:
-        """The training device (the CPU when used without a Trainer)."""
-        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-
     @override
     def setup(self, stage: str) -> None:
+        if self.train_adv or (self.train_x is not None and not self.attacks):
+            return
+        self.load_data()
+        self.source_spec = dataclasses.replace(self.source_spec, batch_size=self.global_batch_size)
+        if self.attacks:
+            self.train_adv = self.make_train_sets()
+
+    def load_data(self) -> None:
+        """Load MNIST onto the device (once) and fingerprint the training set for the cache keys."""
         if self.train_x is not None:
+            if self.train_x.device != self.device:  # loaded before the Trainer chose the device
+                for name in ("train_x", "train_y", "test_x", "test_y"):
+                    setattr(self, name, getattr(self, name).to(self.device))
             return
         hp = self.hparams
         train_x, train_y = load_mnist(hp.data_dir, train=True)
@@ -118,9 +122,6 @@ class MNISTDataModule(LightningDataModule):
         )
         self.test_x, self.test_y = test_x[: hp.test_limit].to(self.device), test_y[: hp.test_limit].to(self.device)
         self.train_digest = tensor_digest(self.train_x, self.train_y)
-        self.source_spec = dataclasses.replace(self.source_spec, batch_size=self.global_batch_size)
-        if self.attacks:
-            self.train_adv = self.make_train_sets()
 
     def make_train_sets(self) -> dict[str, torch.Tensor]:
         """The defender's adversarial training sets, made on his source network (or loaded)."""
@@ -145,55 +146,3 @@ class MNISTDataModule(LightningDataModule):
     def global_batch_size(self) -> int:
         """Images per optimiser step over all processes (surrogates train with it on one device)."""
         return self.hparams.batch_size * self._ranks()["world_size"]
-
-    def _ranks(self) -> dict[str, int]:
-        if self.trainer is None:
-            return {"rank": 0, "world_size": 1}
-        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
-
-    def _epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
-
-    def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The training mix as ``(x, y, clean)``: the clean set, then one adversarial copy per
-        attack; ``clean`` marks the images to augment."""
-        xs = [self.train_x, *self.train_adv.values()]
-        clean = torch.zeros(len(self.train_y) * len(xs), dtype=torch.bool, device=self.train_y.device)
-        clean[: len(self.train_y)] = True
-        return torch.cat(xs), self.train_y.repeat(len(xs)), clean
-
-    @override
-    def train_dataloader(self) -> TensorBatches:
-        return TensorBatches(
-            self.train_tensors(),
-            self.hparams.batch_size,
-            shuffle=True,
-            seed=self.hparams.seed,
-            epoch_fn=self._epoch,
-            equal_shards=True,
-            with_seed=True,
-            **self._ranks(),
-        )
-
-    @override
-    def val_dataloader(self) -> TensorBatches:
-        return TensorBatches((self.test_x, self.test_y), self.hparams.eval_batch_size, **self._ranks())
-
-    @override
-    def test_dataloader(self) -> TensorBatches:
-        return self.val_dataloader()
-
-    @override
-    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment the clean images of a training batch; adversarial ones pass unchanged."""
-        if len(batch) == 2:
-            return batch
-        x, y, clean, seed = batch
-        if self.hparams.augment and clean.any():
-            generator = torch.Generator(device=x.device).manual_seed(seed)
-            if clean.all():
-                x = self.augmenter(x, generator)
-            else:
-                x = x.clone()
-                x[clean] = self.augmenter(x[clean], generator)
-        return x, y

@@ -1,6 +1,8 @@
 """Adversarial copies of a dataset made on a surrogate, cached one tensor file per set."""
 
 import logging
+import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -10,6 +12,15 @@ from advlit.study.cache import cache_root, content_key, load_tensors, locked, sa
 from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
+
+
+def set_path(
+    surrogate_key: str, attack_name: str, attack: Attack, split: str, data_digest: str, cache_dir: str | None
+) -> tuple[str, Path]:
+    """The set's cache key and file."""
+    description = {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split}
+    key = content_key({**description, "data": data_digest})
+    return key, cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
 
 
 def load_or_make(
@@ -36,16 +47,7 @@ def load_or_make(
     1000 on a GPU and 100 on the CPU.
     """
     batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
-    key = content_key(
-        {
-            "surrogate": surrogate_key,
-            "attack": attack_name,
-            "params": attack.params(),
-            "split": split,
-            "data": data_digest,
-        }
-    )
-    path = cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
+    key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
     controls = split == "test"
     meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
             "noise_seed": NOISE_SEED if controls else None}  # fmt: skip
@@ -57,8 +59,10 @@ def load_or_make(
         log.info(
             "making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path
         )
+        start = time.perf_counter()
         x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
         x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
                              for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip
         save_tensors({"x_adv": x_adv, **({"x_noise": x_noise} if controls else {})}, meta, path)
+        log.info("made the %s set's %s examples in %.0f s", split, attack_name, time.perf_counter() - start)
     return x_adv, x_noise

@@ -3,7 +3,9 @@
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -14,6 +16,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from advlit.data.augment import Augment
+from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.models.classifier import ARCHS, Classifier, build_network
 from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
@@ -83,21 +86,8 @@ def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> 
     return content_key({"surrogate": dataclasses.asdict(spec), "augmentation": aug, "data": data_digest})
 
 
-def _quiet_data_module():
-    """The DataModule without ``prepare_data``: a nested Trainer then runs no barrier that the
-    other ranks of an outer DDP run would have to join."""
-    from lightning.pytorch import LightningDataModule
-
-    from advlit.data.datamodule import MNISTDataModule
-
-    class SurrogateData(MNISTDataModule):
-        prepare_data = LightningDataModule.prepare_data
-
-    return SurrogateData
-
-
 def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool) -> nn.Module:
-    """Train with advlit's Classifier and DataModule in a nested single-device Trainer."""
+    """Train with advlit's Classifier on :class:`TensorData` in a nested single-device Trainer."""
     device = x.device
     rank, global_seed = rank_zero_only.rank, os.environ.get("PL_GLOBAL_SEED")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -106,11 +96,8 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
         for metric in module.modules():  # never sync with the other ranks of an outer DDP run
             if isinstance(metric, Metric):
                 metric.sync_on_compute = False
-        data = _quiet_data_module()(
-            download=False, batch_size=spec.batch_size, augment=spec.augment, seed=spec.seed,
-            rotate_degrees=augmenter.degrees, translate=augmenter.translate, erase_p=augmenter.erase_p,
-            erase_max_area=augmenter.erase_max_area, interpolation=augmenter.interpolation,
-        )  # fmt: skip
+        # no prepare_data: the nested Trainer runs no barrier that an outer DDP run's ranks would join
+        data = TensorData(spec.batch_size, 1000, spec.seed, augmenter, spec.augment)
         data.train_x, data.train_y, data.test_x, data.test_y = x, y, x[:1], y[:1]
         trainer = Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",
@@ -130,6 +117,14 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
     return module.net
 
 
+def surrogate_path(
+    spec: SurrogateSpec, augmenter: Augment, data_digest: str, cache_dir: str | None
+) -> tuple[str, Path]:
+    """The surrogate's cache key and file."""
+    key = surrogate_key(spec, augmenter, data_digest)
+    return key, cache_root(cache_dir) / "surrogates" / f"{spec.role}-{spec.arch}-{key}.pt"
+
+
 def load_or_train(
     spec: SurrogateSpec,
     x: torch.Tensor,
@@ -144,15 +139,18 @@ def load_or_train(
     Trained on the clean set ``(x, y)`` the first time, then loaded from the cache. Processes that
     share the cache wait for the one that trains it.
     """
-    key = surrogate_key(spec, augmenter, data_digest)
-    path = cache_root(cache_dir) / "surrogates" / f"{spec.role}-{spec.arch}-{key}.pt"
+    key, path = surrogate_path(spec, augmenter, data_digest, cache_dir)
     meta = {"key": key, "spec": dataclasses.asdict(spec)}
     with locked(path):
         state = load_tensors(path, meta)
         if state is None:
             log.info("training the %s's surrogate %s (cached as %s)", spec.role, spec, path)
+            start = time.perf_counter()
             state = _train(spec, x, y, augmenter, progress).state_dict()
             save_tensors(state, meta, path)
+            log.info("trained the %s's surrogate in %.0f s", spec.role, time.perf_counter() - start)
+        else:
+            log.info("%s's surrogate loaded from the cache (%s)", spec.role, path.name)
     net = build_network(spec.arch)
     net.load_state_dict(state)
     return net.to(x.device).eval(), key

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import time
@@ -12,7 +13,6 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_warn
 from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
@@ -24,6 +24,7 @@ from advlit.study.quality import set_quality
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
 from advlit.study.window import window_stats
 
+log = logging.getLogger(__name__)
 NUM_CLASSES = 10
 NOISE_SUFFIX = "_noise"
 
@@ -38,10 +39,6 @@ class Attacker:
     name: str = "A"
     augment: bool = True
     seed: int = 2
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.name) or self.name == "clean":
-            raise ConfigError(f"attacker name {self.name!r} must be letters, digits and _ (not 'clean')")
 
 
 def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
@@ -117,6 +114,9 @@ class TransferEvaluation(Callback):
             raise ConfigError(f"transfer.attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
         attackers = [Attacker()] if attackers is None else attackers  # None: a default that config files can hold
         attackers = [a if isinstance(a, Attacker) else Attacker(**a) for a in attackers]
+        for a in attackers:  # checked here, not in Attacker, so that the CLI reports it in one line
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", a.name) or a.name == "clean":
+                raise ConfigError(f"attacker name {a.name!r} must be letters, digits and _ (not 'clean')")
         if not attackers or len({a.name for a in attackers}) != len(attackers):
             raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
         self.attacks = build_attacks(attacks, attack_params, "transfer.attacks")
@@ -261,8 +261,8 @@ class TransferEvaluation(Callback):
         gaps = self.noise_gaps(stats["median"])
         for name, gap in gaps.items():
             if gap > -0.10:
-                rank_zero_warn(f"advlit: {name} is within 10 points of its matched noise ({100 * gap:+.1f}): "
-                               "fragility to noise, not transfer")  # fmt: skip
+                log.warning("%s is within 10 points of its matched noise (%+.1f): fragility, not transfer", name,
+                            100 * gap)  # fmt: skip
         record = {
             "window": [self.window_start, self.end],
             "epochs_run": max(self.history),

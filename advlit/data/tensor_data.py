@@ -1,0 +1,86 @@
+"""A LightningDataModule over device-resident tensors: batched without a DataLoader, the clean
+training images augmented per batch on the device. Surrogates train on it directly; the MNIST
+DataModule adds loading and the adversarial mixes."""
+
+import torch
+from lightning.pytorch import LightningDataModule
+from typing_extensions import override
+
+from advlit.data.augment import Augment
+from advlit.data.batches import TensorBatches
+
+
+class TensorData(LightningDataModule):
+    """Training and test tensors (set ``train_x``, ``train_y``, ``test_x``, ``test_y``) in batches.
+
+    Args:
+        batch_size: training batch size (per process).
+        eval_batch_size: batch size for validation and test.
+        seed: seed of the shuffling and of the augmentation.
+        augmenter: the augmentation of the clean training images.
+        augment: whether to apply it.
+    """
+
+    def __init__(self, batch_size: int, eval_batch_size: int, seed: int, augmenter: Augment, augment: bool) -> None:
+        super().__init__()
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.augmenter, self.augment = augmenter, augment
+        self.train_x = self.train_y = self.test_x = self.test_y = None
+        self.train_adv: dict[str, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        """The training device (the CPU when used without a Trainer)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _ranks(self) -> dict[str, int]:
+        if self.trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training mix as ``(x, y, clean)``: the clean set, then one adversarial copy per
+        attack in ``train_adv``; ``clean`` marks the images to augment."""
+        xs = [self.train_x, *self.train_adv.values()]
+        clean = torch.zeros(len(self.train_y) * len(xs), dtype=torch.bool, device=self.train_y.device)
+        clean[: len(self.train_y)] = True
+        return torch.cat(xs), self.train_y.repeat(len(xs)), clean
+
+    @override
+    def train_dataloader(self) -> TensorBatches:
+        return TensorBatches(
+            self.train_tensors(),
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            epoch_fn=self._epoch,
+            equal_shards=True,
+            with_seed=True,
+            **self._ranks(),
+        )
+
+    @override
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches((self.test_x, self.test_y), self.eval_batch_size, **self._ranks())
+
+    @override
+    def test_dataloader(self) -> TensorBatches:
+        return self.val_dataloader()
+
+    @override
+    def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment the clean images of a training batch; adversarial ones pass unchanged."""
+        if len(batch) == 2:
+            return batch
+        x, y, clean, seed = batch
+        if self.augment and clean.any():
+            generator = torch.Generator(device=x.device).manual_seed(seed)
+            if clean.all():
+                x = self.augmenter(x, generator)
+            else:
+                x = x.clone()
+                x[clean] = self.augmenter(x[clean], generator)
+        return x, y

@@ -1,0 +1,26 @@
+"""The device a benchmark runs on: chosen by name, described in words, synchronised for timing."""
+
+import platform
+
+import torch
+
+
+def describe_device(device: torch.device) -> str:
+    """The hardware in words: GPU name, or CPU model and thread count."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: cuda when available, else cpu; ``gpu`` or ``cuda``: cuda; ``cpu``: cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device("cuda" if name == "gpu" else name)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer reads its end."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

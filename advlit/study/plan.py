@@ -1,0 +1,143 @@
+"""The plan of a run, printed before it starts: every stage cached or to make, with a time estimate.
+
+Estimates come from speeds measured here, on the run's device, in about a second: one training step
+of the architecture, one forward pass with an input gradient, and one plain forward pass. The work
+per image of each attack is its expected number of such passes (an estimate: early stopping varies).
+"""
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from advlit.attacks import FGSM, JSMA, PGD, Attack, CarliniWagnerL2
+from advlit.models import build_network
+from advlit.study import adversarial_sets, surrogate
+from advlit.study.cache import tensor_digest
+
+C_W_ABORT = 0.9  # share of C&W's iteration budget used with abort early (measured: 261-268 of 300)
+JSMA_STEPS = 70  # steps per image at gamma 0.2 on a LeNet5 (measured mean L0 50-75 for one pixel a step)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run."""
+
+    name: str
+    cached: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """Seconds per training batch, per image for a gradient pass and per image for a forward pass."""
+
+    train_batch: float
+    grad_pass: float
+    forward: float
+
+
+def measure(arch: str, device: torch.device, batch_size: int, repeats: int = 3) -> Speeds:
+    """Time the three kinds of pass on random images (first call of each not counted)."""
+    net = build_network(arch).to(device)
+    opt = torch.optim.Adam(net.parameters())
+    x = torch.rand(batch_size, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+
+    def timed(fn) -> float:
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return (time.perf_counter() - start) / repeats
+
+    def train_step() -> None:
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    def grad_pass() -> None:
+        xs = x.clone().requires_grad_(True)
+        torch.autograd.grad(net(xs).sum(), xs)
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(x)
+
+    return Speeds(timed(train_step), timed(grad_pass) / batch_size, timed(forward) / batch_size)
+
+
+def passes_per_image(attack: Attack) -> float:
+    """Expected gradient passes per attacked image."""
+    if isinstance(attack, FGSM):
+        return 1.0
+    if isinstance(attack, PGD):
+        return float(attack.steps)
+    if isinstance(attack, JSMA):
+        steps = JSMA_STEPS * attack.gamma / 0.2 / (2 if attack.variant == "pairs" else 1)
+        return 3 * steps * (9 if attack.target == "best" else 1)  # a forward and two gradients a step
+    if isinstance(attack, CarliniWagnerL2):
+        return C_W_ABORT * attack.binary_search_steps * attack.max_iterations
+    return 100.0
+
+
+def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> list[Stage]:
+    """Every stage of the run, in order, from the data module and the transfer callback."""
+    data.load_data()
+    batch = data.hparams.batch_size * world_size
+    n_train, n_test = len(data.train_y), len(data.test_y)
+    batches = math.ceil(n_train / batch)
+    out = []
+
+    def network(owner: str, spec) -> tuple[str, Stage]:
+        spec = dataclasses.replace(spec, batch_size=batch)
+        key, path = surrogate.surrogate_path(spec, data.augmenter, data.train_digest, data.hparams.cache_dir)
+        name = f"{owner}'s network ({spec.arch}, {spec.epochs} epochs, augment {spec.augment}, seed {spec.seed})"
+        return key, Stage(name, path.exists(), spec.epochs * batches * speeds.train_batch)
+
+    def sets(owner: str, key: str, attacks: dict, split: str, x, y) -> list[Stage]:
+        digest = data.train_digest if split == "train" else tensor_digest(x, y)
+        found = []
+        for name, attack in attacks.items():
+            _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
+            found.append(Stage(f"{owner}: {name} on the {split} set ({len(x):,} images)", path.exists(),
+                               len(x) * passes_per_image(attack) * speeds.grad_pass))  # fmt: skip
+        return found
+
+    if data.attacks:
+        key, stage = network("defender's source", data.source_spec)
+        out += [stage, *sets("defender", key, data.attacks, "train", data.train_x, data.train_y)]
+    if transfer is not None and transfer.attacks:
+        for name, spec in transfer.specs.items():
+            key, stage = network(f"attacker {name}", spec)
+            out += [stage, *sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y)]
+    copies = 1 + len(data.attacks)
+    n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
+    train = max_epochs * (math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward)
+    out.append(Stage(f"defended network: {max_epochs} epochs on {copies * n_train:,} images, {n_sets} test sets", False,
+                     train))  # fmt: skip
+    return out
+
+
+def describe(plan: list[Stage]) -> list[str]:
+    """The plan as lines: each stage, cached or to make with its estimate, then the total."""
+    lines = ["plan (estimates from speeds measured on this device):"]
+    for stage in plan:
+        estimate = "" if stage.cached else _duration(stage.seconds)
+        lines.append(f"  {'cached ' if stage.cached else 'to make'}  {estimate:>8s}  {stage.name}")
+    total = sum(s.seconds for s in plan if not s.cached)
+    lines.append(f"  total to make: about {_duration(total)}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
