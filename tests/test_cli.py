@@ -92,3 +92,16 @@ def test_the_plan_marks_each_stage_cached_or_to_make(mnist_dir, tmp_path, monkey
     assert re.match(r"  total to make: about \d+ (s|min|h)$", first[-1])
     assert all(line.strip().startswith("cached") for line in again if "network (" in line or " on the " in line)
     assert sum("to make" in line for line in again) == 1 + 1, "only the defended network's training remains"
+
+
+def test_measuring_speeds_leaves_the_random_streams_alone():
+    import torch
+
+    from advlit.study.plan import measure
+
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    speeds = measure("lenet5", torch.device("cpu"), batch_size=8, repeats=1)
+    assert torch.equal(torch.rand(3), expected)
+    assert speeds.train_batch > 0 and speeds.grad_pass > 0 and speeds.forward > 0
