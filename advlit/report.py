@@ -138,16 +138,21 @@ def control_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def quality_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
-    """Each set's quality on the network that made it (the first run that holds the set)."""
-    header = ["set", "white-box success", "mean L0", "mean L2", "mean L_inf", "median L2", "unchanged"]
+    """Each set's quality on the network that made it: success, and L0/L2/L_inf over its successes;
+    ``budget``: the mean over every changed image, what its matched-noise control spends too."""
+    header = ["set", "white-box success", "mean L0", "mean L2", "mean L_inf", "median L2", "unchanged",
+              "budget L0", "budget L2", "budget L_inf"]  # fmt: skip
     seen: dict[str, dict] = {}
     for rec in runs.values():
         for name, q in (rec or {}).get("set_quality", {}).items():
-            seen.setdefault(name, q)
+            if name not in seen or ("budget" in q and "budget" not in seen[name]):
+                seen[name] = q  # the first run that holds the set, preferring one that records its budget
     rows = []
     for name, q in sorted(seen.items()):
+        budget = q.get("budget") or {}
         rows.append([name, f"{q['success']:.1%}", _num(q["l0"]["mean"], 1), _num(q["l2"]["mean"], 2),
-                     _num(q["linf"]["mean"], 3), _num(q["l2"]["median"], 2), f"{q['unchanged']:.1%}"])  # fmt: skip
+                     _num(q["linf"]["mean"], 3), _num(q["l2"]["median"], 2), f"{q['unchanged']:.1%}",
+                     _num(budget.get("l0"), 1), _num(budget.get("l2"), 2), _num(budget.get("linf"), 3)])  # fmt: skip
     return header, rows
 
 
