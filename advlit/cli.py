@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from pathlib import Path
 
 from jsonargparse import lazy_instance
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -69,6 +70,28 @@ class AdvlitCLI(LightningCLI):
                 log.info(line)
 
 
+def check_config_files(argv: list[str]) -> None:
+    """A ConfigError naming a ``--config`` file that is missing, empty or not a YAML mapping
+    (the parser's own message names no file)."""
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            path = Path(argv[i + 1])
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            content = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if not isinstance(content, dict):
+            raise ConfigError(f"config file {path} is {'empty' if content is None else 'not a mapping of settings'}")
+
+
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
     argv = list(sys.argv[1:] if args is None else args)
@@ -88,6 +111,7 @@ def main(args: ArgsType = None) -> None:
     root.addHandler(handler)
     logging.getLogger("advlit").setLevel(logging.INFO)
     try:
+        check_config_files(argv)
         AdvlitCLI(
             Classifier,
             MNISTDataModule,

@@ -92,6 +92,8 @@ def test_the_plan_marks_each_stage_cached_or_to_make(mnist_dir, tmp_path, monkey
     assert re.match(r"  total to make: about \d+ (s|min|h)$", first[-1])
     assert all(line.strip().startswith("cached") for line in again if "network (" in line or " on the " in line)
     assert sum("to make" in line for line in again) == 1 + 1, "only the defended network's training remains"
+    assert any(re.match(r"epoch 1/1 done, \d+ s per epoch; about 0 min left", m) for m in
+               [r.getMessage() for r in caplog.records if r.name == "advlit.progress"])  # fmt: skip
 
 
 def test_measuring_speeds_leaves_the_random_streams_alone():
@@ -105,3 +107,18 @@ def test_measuring_speeds_leaves_the_random_streams_alone():
     speeds = measure("lenet5", torch.device("cpu"), batch_size=8, repeats=1)
     assert torch.equal(torch.rand(3), expected)
     assert speeds.train_batch > 0 and speeds.grad_pass > 0 and speeds.forward > 0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "not found"), ("", "is empty"), ("model: [\n", "is not valid YAML"), ("- 1\n", "not a mapping")],
+)
+def test_a_bad_config_file_is_named_in_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "run.yaml"
+    if content is not None:
+        path.write_text(content)
+    assert run_cli("fit", "--config", str(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"advlit: error: config file {path} {message}"] or (
+        len(err) == 1 and str(path) in err[0] and message in err[0]
+    )
