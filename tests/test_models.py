@@ -37,3 +37,42 @@ def test_classifier_uses_adam_with_the_papers_learning_rate():
     opt = Classifier().configure_optimizers()
     assert isinstance(opt, torch.optim.Adam)
     assert opt.defaults["lr"] == 1e-4
+
+
+def _train_steps(channels_last: bool, steps: int = 20) -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    net = build_network("lenet5", channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(steps, 32, 1, 28, 28, generator=gen), torch.randint(0, 10, (steps, 32), generator=gen)
+    for xb, yb in zip(x, y, strict=True):
+        loss = torch.nn.functional.cross_entropy(net(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    xt = x[0].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(xt).logsumexp(1).sum(), xt)
+    return net, grad
+
+
+def test_channels_last_trains_the_same_network_to_float_noise():
+    fast, fast_grad = _train_steps(channels_last=True)
+    plain, plain_grad = _train_steps(channels_last=False)
+    assert fast.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+    # Adam turns float noise in a near-zero gradient into up to a whole step (lr 1e-3) for a few weights
+    # (17 of 627,200 moved 8e-5 when written); a layout bug (say, a wrong flatten order) moves them all.
+    for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=2e-4, msg=name)
+    torch.testing.assert_close(fast_grad, plain_grad, rtol=1e-4, atol=1e-6)  # attacks see the same gradients
+    assert fast_grad.shape == (32, 1, 28, 28)
+
+
+def test_channels_last_weights_load_into_either_layout():
+    state = build_network("lenet5", channels_last=True).state_dict()
+    plain = build_network("lenet5", channels_last=False)
+    plain.load_state_dict(state)
+    x = torch.rand(4, 1, 28, 28)
+    fast = build_network("lenet5", channels_last=True)
+    fast.load_state_dict(state)
+    torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-5, atol=1e-5)
