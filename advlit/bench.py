@@ -10,6 +10,8 @@ from advlit.data import Augment, MNISTDataModule, load_mnist
 from advlit.data.batches import TensorBatches
 from advlit.devices import describe_device, pick_device, sync  # noqa: F401 (re-exported for scripts)
 from advlit.models import Classifier, build_network
+from advlit.quiet import quiet_third_party
+from advlit.threads import cap_threads
 
 
 def _mnist_or_random(data_dir: str | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,9 +22,11 @@ def _mnist_or_random(data_dir: str | None, n: int) -> tuple[torch.Tensor, torch.
     return torch.rand(n, 1, 28, 28, generator=gen), torch.randint(0, 10, (n,), generator=gen)
 
 
-def bare_epoch(arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool) -> float:
+def bare_epoch(
+    arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool, channels_last: bool = True
+) -> float:
     """Seconds for one epoch of a plain PyTorch loop over device tensors."""
-    net = build_network(arch).to(x.device)
+    net = build_network(arch, channels_last).to(x.device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
     aug, gen = Augment(), torch.Generator(device=x.device).manual_seed(0)
     sync(x.device)
@@ -55,7 +59,15 @@ class _FixedData(MNISTDataModule):
         self.test_x, self.test_y = self.train_x[:1], self.train_y[:1]
 
 
-def lightning_epoch(arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int, accelerator: str) -> float:
+def lightning_epoch(
+    arch: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    accelerator: str,
+    channels_last: bool = True,
+    compile: bool = False,
+) -> float:
     """Seconds for one training epoch through advlit's Classifier and DataModule (augmentation on)."""
     timer = _EpochTimer()
     trainer = Trainer(
@@ -65,8 +77,38 @@ def lightning_epoch(arch: str, x: torch.Tensor, y: torch.Tensor, batch_size: int
     )  # fmt: skip
     data = _FixedData(download=False, batch_size=batch_size, augment=True)
     data.train_x, data.train_y = x, y
-    trainer.fit(Classifier(arch), data)
+    module = Classifier(arch, channels_last=channels_last)
+    if compile:  # compiled on the first batch, inside the timed epoch: the cost a run pays once
+        module.net = torch.compile(module.net)
+    trainer.fit(module, data)
     return timer.seconds
+
+
+def score_seconds(arch: str, x: torch.Tensor, eval_batch_size: int, channels_last: bool) -> float:
+    """Seconds to score ``x`` once, as the transfer evaluation does (no grad, eval mode)."""
+    net = build_network(arch, channels_last).to(x.device).eval()
+    sync(x.device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(x), eval_batch_size):
+            net(x[i : i + eval_batch_size]).argmax(1)
+    sync(x.device)
+    return time.perf_counter() - start
+
+
+def _print_medians(title: str, times: dict[str, list[float]], images: int, base: str) -> None:
+    median = {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
+    print(f"{title:44s} {'s':>8s} {'img/s':>9s} {'vs ' + base[:14]:>18s}")
+    for name, seconds in median.items():
+        print(f"{name:44s} {seconds:8.2f} {images / seconds:9.0f} {median[base] / seconds:17.2f}x")
+
+
+def _interleaved(rows: dict, repeats: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(repeats):  # interleaved, so drifts of a shared machine hit every variant alike
+        for name, fn in rows.items():
+            times[name].append(fn())
+    return times
 
 
 def train(
@@ -76,8 +118,11 @@ def train(
     batch_size: int = 128,
     repeats: int = 3,
     accelerator: str = "auto",
+    threads: int | None = None,
+    compile: bool = False,
+    eval_batch_sizes: tuple[int, ...] = (500, 1000, 2000, 5000),
 ) -> None:
-    """Print training samples per second: bare PyTorch loop vs advlit (Lightning + augmentation).
+    """Print training and scoring speeds: today's layout (NCHW) beside channels_last, bare loop vs advlit.
 
     Args:
         arch: lenet5 or resnet18.
@@ -86,31 +131,43 @@ def train(
         batch_size: training batch size.
         repeats: rounds; each round times every variant once, and the median is printed.
         accelerator: cpu, gpu or auto.
+        threads: CPU threads (None: torch's default, one per core).
+        compile: add a row with ``torch.compile`` (its compile time counts: a run pays it once).
+        eval_batch_sizes: scoring rows, 10,000 images at each of these batch sizes.
     """
+    quiet_third_party()
+    cap_threads(threads)
     device = pick_device(accelerator)
-    use_cuda = device.type == "cuda"
+    acc = "gpu" if device.type == "cuda" else "cpu"
     x, y = _mnist_or_random(data_dir, images)
     x, y = x.to(device), y.to(device)
     print(f"device: {describe_device(device)}; {arch}, {len(x)} images, batch {batch_size}")
     rows = {
-        "bare loop, no augmentation": lambda: bare_epoch(arch, x, y, batch_size, augment=False),
-        "bare loop + augmentation": lambda: bare_epoch(arch, x, y, batch_size, augment=True),
-        "advlit (Lightning + augmentation)": lambda: lightning_epoch(
-            arch, x, y, batch_size, "gpu" if use_cuda else "cpu"
-        ),
+        "bare loop, NCHW, no augmentation": lambda: bare_epoch(arch, x, y, batch_size, False, False),
+        "bare loop, NCHW + augmentation": lambda: bare_epoch(arch, x, y, batch_size, True, False),
+        "advlit, NCHW (before)": lambda: lightning_epoch(arch, x, y, batch_size, acc, False),
+        "bare loop, channels_last + augmentation": lambda: bare_epoch(arch, x, y, batch_size, True, True),
+        "advlit, channels_last (default)": lambda: lightning_epoch(arch, x, y, batch_size, acc, True),
     }
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    for _ in range(repeats):  # interleaved, so drifts of a shared machine hit every variant alike
-        for name, fn in rows.items():
-            times[name].append(fn())
-    median = {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
-    base = median["bare loop, no augmentation"]
-    print(f"{f'variant (median of {repeats})':36s} {'s/epoch':>8s} {'img/s':>9s} {'vs bare':>8s} {'60k epoch':>10s}")
-    for name, seconds in median.items():
-        print(
-            f"{name:36s} {seconds:8.2f} {len(x) / seconds:9.0f} {seconds / base - 1:+8.1%} "
-            f"{seconds * 60_000 / len(x):9.1f}s"
+    if compile:
+        rows["advlit, channels_last + torch.compile"] = lambda: lightning_epoch(arch, x, y, batch_size, acc, True, True)
+    times = _interleaved(rows, repeats)
+    _print_medians(f"training epoch (median of {repeats})", times, len(x), "advlit, NCHW (before)")
+    overhead = (
+        sorted(times["advlit, channels_last (default)"])[repeats // 2]
+        / sorted(times["bare loop, channels_last + augmentation"])[repeats // 2]
+    )
+    print(f"Lightning's overhead over the bare loop (channels_last, augmentation): {overhead - 1:+.1%}")
+    test = x[:10_000]
+    score_rows = {
+        f"score 10k, batch {b}, {'channels_last' if cl else 'NCHW'}": (
+            lambda b=b, cl=cl: score_seconds(arch, test, b, cl)
         )
+        for cl in (False, True)
+        for b in eval_batch_sizes
+    }
+    base = f"score {len(test)}, batch {eval_batch_sizes[0]}, NCHW"
+    _print_medians(f"scoring (median of {repeats})", _interleaved(score_rows, repeats), len(test), base)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from advlit.progress import EpochOfTotal
 from advlit.quiet import quiet_third_party
 from advlit.study import plan
 from advlit.study.transfer import TransferEvaluation, check_window
+from advlit.threads import cap_threads
 
 log = logging.getLogger("advlit.cli")
 
@@ -46,6 +47,13 @@ class AdvlitCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--threads",
+            type=int | None,
+            default=None,
+            help="CPU threads of this process (default: torch's, one per core; DDP divides the cores itself). "
+            "Give 1 to a run that shares the machine with another (advlit/threads.py).",
+        )
         parser.add_lightning_class_args(TransferEvaluation, "transfer")
         parser.link_arguments("model.arch", "data.source_arch")
         parser.link_arguments("model.arch", "transfer.arch")
@@ -53,6 +61,10 @@ class AdvlitCLI(LightningCLI):
         parser.link_arguments("model.lr", "transfer.attacker_lr")
         parser.link_arguments("data.attack_params", "transfer.attack_params")
         parser.link_arguments("data.cache_dir", "transfer.cache_dir")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        cap_threads(config.get("threads"))
 
     def before_fit(self) -> None:
         """Reject a bad window, or an attacker that rebuilds the defender's source or the defended

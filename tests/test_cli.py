@@ -122,3 +122,29 @@ def test_a_bad_config_file_is_named_in_one_line(tmp_path, capsys, content, messa
     assert err == [f"advlit: error: config file {path} {message}"] or (
         len(err) == 1 and str(path) in err[0] and message in err[0]
     )
+
+
+def test_zero_threads_is_one_line(capsys):
+    assert run_cli("fit", "--threads", "0", "--data.download", "false") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "advlit: error: threads=0 must be >= 1 (or unset for one per core)"
+    )
+
+
+def test_threads_caps_this_process_and_its_children(monkeypatch):
+    import os
+
+    import torch
+
+    from advlit.threads import cap_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    before = torch.get_num_threads()
+    try:
+        cap_threads(1)
+        assert torch.get_num_threads() == 1
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+        cap_threads(None)  # unset: torch's choice stays as it is
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
