@@ -11,6 +11,7 @@ from pathlib import Path
 
 from advlit.errors import ConfigError
 from advlit.reproduce import MIXES, PROFILES, grid, run_folder
+from advlit.study.robustness import WHITEBOX, WORST
 
 SETS = ["clean", "fgsm", "jsma", "cw"]
 ATTACKS = ["fgsm", "jsma", "cw"]
@@ -114,8 +115,10 @@ def table_rows(table: int, runs: dict, paper: dict) -> tuple[list[str], list[lis
 
 def attack_sets(runs: dict) -> list[str]:
     """The attacks scored in these runs (the paper's three first, then any other, such as jsma_pairs)."""
-    names = {k.split("/")[1] for r in runs.values() if r for k in r["median"] if "/" in k}
-    found = sorted(n for n in names if not n.endswith("_noise"))
+    names = {
+        k.split("/")[1] for r in runs.values() if r for k in r["median"] if "/" in k and k.split("/")[0] != WHITEBOX
+    }
+    found = sorted(n for n in names if not n.endswith("_noise") and n != WORST)
     return [a for a in ATTACKS if a in found] + [a for a in found if a not in ATTACKS]
 
 
@@ -134,6 +137,27 @@ def control_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
             top = f"{max(hist) / sum(hist):.0%} '{hist.index(max(hist))}'" if hist else "-"
             row += [_pct(atk), _pct(noise), "-" if gap is None else f"{100 * gap:+.1f}", top]
         rows.append(row)
+    return header, rows
+
+
+def robustness_rows(runs: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Median accuracy under the worst case per image over the attacker's sets, and under the
+    white-box attacks on the defender itself, with the gradient-masking flags; None when no run
+    recorded them (runs made before advlit scored them)."""
+    whitebox = sorted(
+        {k.split("/")[1] for r in runs.values() if r for k in r["median"] if k.startswith(WHITEBOX + "/")}
+    )
+    if not whitebox and not any(value(r, "median", WORST) is not None for r in runs.values()):
+        return None
+    header = ["trained on", "worst case (black-box)"] + [f"white-box {a}" for a in whitebox] + ["masking flags"]
+    rows = []
+    for mix in MIXES:
+        rec = runs.get(mix)
+        flags = [f"{n} ({100 * f['black_box_median']:.1f} < {100 * f['white_box_median']:.1f})"
+                 for n, f in (rec or {}).get("gradient_masking", {}).items() if f["flag"]]  # fmt: skip
+        row = [mix_label(mix), _pct(value(rec, "median", WORST))]
+        row += [_pct((rec or {}).get("median", {}).get(f"{WHITEBOX}/{a}")) for a in whitebox]
+        rows.append(row + ["; ".join(flags) or ("none" if rec else "-")])
     return header, rows
 
 
@@ -316,6 +340,18 @@ def commits(done: list[dict]) -> str:
     return f" Code: {', '.join(seen)}." if seen else ""
 
 
+def robustness_section(table: int, runs: dict) -> list[str]:
+    """Markdown of the worst-case and white-box columns (empty for runs that lack them)."""
+    rows = robustness_rows(runs)
+    if rows is None:
+        return []
+    return [f"### Table {table}: worst case per image and white-box accuracy (median, %)", "",
+            "`worst case`: an image counts only if the defender is right under every attack of the attacker. "
+            "`white-box`: the attack run on the defender itself, first test images. A flag: a black-box attack "
+            "hurts more than the same attack white-box on the same images (gradient masking).", "",
+            markdown(*rows), ""]  # fmt: skip
+
+
 def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
     """Markdown of one table: ours beside the paper, then (Tables 2-4) controls, set quality, plots."""
     header, rows = table_rows(table, runs, paper)
@@ -336,6 +372,7 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
              "`gap` is attack minus noise: near 0 means the noise alone costs as much (fragility, not transfer). "
              "`top class`: the defender's largest predicted-class share on the attack's set at the last epoch.", "",
              markdown(*control_rows(runs)), "",
+             *robustness_section(table, runs),
              f"### Table {table}: set quality (white-box, on the network that made the set)", "",
              markdown(*quality_rows(runs)), ""]  # fmt: skip
     for png in plot_table(table, runs, out):

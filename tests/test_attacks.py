@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from advlit.attacks import ATTACKS, FGSM, JSMA, PGD, CarliniWagnerL2, build_attack, run_attack, saliency
+from advlit.attacks import ATTACKS, FGSM, JSMA, MIFGSM, PGD, CarliniWagnerL2, build_attack, run_attack, saliency
 from advlit.attacks.saliency import best_pairs
 from advlit.data import load_mnist
 
@@ -15,6 +15,7 @@ LIGHT_CW = dict(c_init=1.0, binary_search_steps=3, max_iterations=60, lr=0.1)
 FAST = {  # every attack, with settings light enough for a test
     "fgsm": FGSM(eps=0.2),
     "pgd": PGD(eps=0.2, alpha=0.05, steps=5),
+    "mifgsm": MIFGSM(eps=0.2, steps=5),
     "jsma": JSMA(gamma=0.1),
     "jsma_single": JSMA(gamma=0.1, variant="single"),
     "jsma_best": JSMA(gamma=0.1, target="best"),
@@ -68,6 +69,36 @@ def test_pgd_stays_in_its_ball_and_beats_fgsm(victim):
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
     fgsm = accuracy(net, FGSM(eps=0.1)(net, x, y), y)
     assert fgsm >= 0.2, "FGSM must leave room for PGD to do better"
+    assert accuracy(net, x_adv, y) < fgsm
+
+
+def iterative_fgsm(net, x, y, eps: float, steps: int) -> torch.Tensor:
+    """I-FGSM written out here, image by image: MI-FGSM with no momentum must equal it."""
+    out = []
+    for xi, yi in zip(x, y, strict=True):
+        xa = xi[None].clone()
+        for _ in range(steps):
+            xa.requires_grad_(True)
+            (g,) = torch.autograd.grad(F.cross_entropy(net(xa), yi[None]), xa)
+            xa = (xi + (xa.detach() + eps / steps * g.sign() - xi).clamp(-eps, eps)).clamp(0, 1)
+        out.append(xa)
+    return torch.cat(out)
+
+
+def test_mifgsm_without_momentum_is_iterative_fgsm_and_momentum_changes_it(victim):
+    net, x, y = victim
+    x, y = x[:10], y[:10]
+    no_momentum = MIFGSM(eps=0.15, steps=6, decay=0.0)(net, x, y)
+    torch.testing.assert_close(no_momentum, iterative_fgsm(net, x, y, 0.15, 6), rtol=0, atol=1e-6)
+    assert not torch.equal(MIFGSM(eps=0.15, steps=6, decay=1.0)(net, x, y), no_momentum)
+
+
+def test_mifgsm_stays_in_its_ball_and_beats_fgsm(victim):
+    net, x, y = victim
+    x_adv = MIFGSM(eps=0.1, steps=10)(net, x, y)
+    assert (x_adv - x).abs().max() <= 0.1 + 1e-6
+    fgsm = accuracy(net, FGSM(eps=0.1)(net, x, y), y)
+    assert fgsm >= 0.2, "FGSM must leave room for MI-FGSM to do better"
     assert accuracy(net, x_adv, y) < fgsm
 
 
@@ -234,6 +265,9 @@ def test_run_attack_batches_like_one_call(victim):
         (lambda: FGSM(eps=1.5), "eps"),
         (lambda: FGSM(eps=-0.1), "eps"),
         (lambda: PGD(steps=-1), "steps"),
+        (lambda: MIFGSM(steps=0), "steps"),
+        (lambda: MIFGSM(decay=-1), "decay"),
+        (lambda: MIFGSM(eps=2), "eps"),
         (lambda: JSMA(gamma=1.2), "gamma"),
         (lambda: JSMA(theta=0), "theta"),
         (lambda: JSMA(target="nearest"), "target"),
@@ -265,7 +299,7 @@ def test_bad_batches_raise_value_error(victim, x, y, argument, name):
 
 
 def test_registry_names_the_attacks_and_jsma_defaults_to_the_papers_rule():
-    assert set(ATTACKS) == {"fgsm", "pgd", "jsma", "jsma_pairs", "cw"}
+    assert set(ATTACKS) == {"fgsm", "pgd", "mifgsm", "jsma", "jsma_pairs", "cw"}
     assert build_attack("jsma", gamma=0.1).params()["gamma"] == 0.1
     assert build_attack("jsma").variant == "single" and build_attack("jsma_pairs").variant == "pairs"
 

@@ -222,3 +222,27 @@ def test_report_names_an_unreadable_metrics_file_and_goes_on(tmp_path, capsys, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "unreadable" in err[0]
     assert "Runs done: 4/8" in md
+
+
+def test_report_shows_worst_case_whitebox_and_masking_flags(tmp_path):
+    write_table2(tmp_path, {"clean": PAPERLIKE["clean"], "fgsm": PAPERLIKE["fgsm"]})
+    for mix, flagged in (("clean", False), ("fgsm", True)):
+        path = tmp_path / "quick" / "table2" / mix / "metrics.json"
+        record = json.loads(path.read_text())
+        record["median"] |= {"A/worst": 0.3, "whitebox/fgsm": 0.05, "whitebox/pgd": 0.01}
+        record["gradient_masking"] = {
+            "A/fgsm": {"black_box_median": 0.40 if flagged else 0.9, "white_box_median": 0.5, "flag": flagged}
+        }
+        path.write_text(json.dumps(record))
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    assert "| trained on | worst case (black-box) | white-box fgsm | white-box pgd | masking flags |" in md
+    assert "| Clean | 30.0 | 5.0 | 1.0 | none |" in md
+    assert "| FGSM | 30.0 | 5.0 | 1.0 | A/fgsm (40.0 < 50.0) |" in md
+    assert "worst |" not in md.split("attacks beside their matched noise")[1].split("\n\n")[2].split("\n")[0], (
+        "the worst case is no attack column of the controls table"
+    )
+
+
+def test_report_of_runs_without_the_new_columns_has_no_such_section(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)
+    assert "worst case per image" not in report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()

@@ -125,7 +125,16 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     record = json.loads((run / "metrics.json").read_text())
     assert record["window"] == [2, 3] and sorted(record["per_epoch"]) == ["1", "2", "3"]
     sets = {"clean"} | {f"A/{a}{s}" for a in ("fgsm", "jsma", "cw") for s in ("", "_noise")}
-    assert set(record["max"]) == sets
+    assert set(record["max"]) == sets | {"A/worst", "whitebox/fgsm", "whitebox/pgd"}
+    for accs in record["per_epoch"].values():  # worst case: right under every attack, so at most each
+        assert accs["A/worst"] <= min(accs[f"A/{a}"] for a in ("fgsm", "jsma", "cw"))
+        for name in ("A/worst", "whitebox/fgsm", "whitebox/pgd"):
+            assert accs[name] * 200 == pytest.approx(round(accs[name] * 200)), name  # counts of 200 images
+    assert record["whitebox"]["images"] == 200 and set(record["whitebox"]["attacks"]) == {"fgsm", "pgd"}
+    (twin,) = record["gradient_masking"]  # only FGSM is both an attacker's and a white-box attack here
+    flag = record["gradient_masking"]["A/fgsm"]
+    assert twin == "A/fgsm" and flag["white_box_median"] == record["median"]["whitebox/fgsm"]
+    assert flag["flag"] == (flag["black_box_median"] < flag["white_box_median"])
     e2, e3 = record["per_epoch"]["2"], record["per_epoch"]["3"]
     for name in sets:  # by hand: the window 2-3 has an even length, its median is the mean of the two
         assert record["max"][name] == max(e2[name], e3[name])
@@ -153,6 +162,7 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     acc = EventAccumulator(str(events)).Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"val/acc/clean", "val/acc/A/fgsm", "val/acc/A/fgsm_noise", "val/acc/A/cw", "window/median/A/fgsm"} <= tags
+    assert {"val/acc/A/worst", "val/acc/whitebox/fgsm", "val/acc/whitebox/pgd", "window/median/A/worst"} <= tags
     assert acc.Scalars("window/median/A/jsma")[-1].value == pytest.approx(record["median"]["A/jsma"])
     assert acc.Tags()["images"], "an example grid is logged"
     assert "hp_metric" not in tags

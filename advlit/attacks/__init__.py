@@ -6,10 +6,11 @@ from advlit.attacks.base import Attack, frozen, run_attack
 from advlit.attacks.carlini_wagner import CarliniWagnerL2
 from advlit.attacks.fgsm import FGSM
 from advlit.attacks.jsma import JSMA
+from advlit.attacks.mifgsm import MIFGSM
 from advlit.attacks.pgd import PGD
 from advlit.errors import ConfigError
 
-AttackName = Literal["fgsm", "pgd", "jsma", "jsma_pairs", "cw"]
+AttackName = Literal["fgsm", "pgd", "mifgsm", "jsma", "jsma_pairs", "cw"]
 
 
 class JSMAPairs(JSMA):
@@ -24,6 +25,7 @@ class JSMAPairs(JSMA):
 ATTACKS: dict[str, type[Attack]] = {
     "fgsm": FGSM,
     "pgd": PGD,
+    "mifgsm": MIFGSM,
     "jsma": JSMA,
     "jsma_pairs": JSMAPairs,
     "cw": CarliniWagnerL2,
@@ -62,6 +64,7 @@ __all__ = [
     "FGSM",
     "JSMA",
     "JSMAPairs",
+    "MIFGSM",
     "PGD",
     "build_attack",
     "build_attacks",

@@ -18,9 +18,10 @@ from torchvision.utils import make_grid
 from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
 from advlit.provenance import provenance
-from advlit.study import adversarial_sets, surrogate
+from advlit.study import adversarial_sets, robustness, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.quality import set_quality
+from advlit.study.robustness import WHITEBOX
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
 from advlit.study.window import window_stats
 
@@ -91,6 +92,9 @@ class TransferEvaluation(Callback):
         attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU).
         eval_batch_size: images per evaluation batch.
         example_images: test images shown per set in the example grid (0: none).
+        whitebox_attacks: attacks run on the defended network itself every validation epoch, with
+            the attackers' ``attack_params`` (empty: none).
+        whitebox_images: the first this many test images are attacked white-box.
     """
 
     def __init__(
@@ -107,7 +111,11 @@ class TransferEvaluation(Callback):
         attack_batch_size: int | None = None,
         eval_batch_size: int = 1000,
         example_images: int = 8,
+        whitebox_attacks: list[AttackName] = ["fgsm", "pgd"],
+        whitebox_images: int = 1000,
     ) -> None:
+        if whitebox_images < 1:
+            raise ConfigError(f"transfer.whitebox_images={whitebox_images} must be >= 1")
         if eval_batch_size < 1:
             raise ConfigError(f"transfer.eval_batch_size={eval_batch_size} must be >= 1")
         if attack_batch_size is not None and attack_batch_size < 1:
@@ -115,11 +123,14 @@ class TransferEvaluation(Callback):
         attackers = [Attacker()] if attackers is None else attackers  # None: a default that config files can hold
         attackers = [a if isinstance(a, Attacker) else Attacker(**a) for a in attackers]
         for a in attackers:  # checked here, not in Attacker, so that the CLI reports it in one line
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", a.name) or a.name == "clean":
-                raise ConfigError(f"attacker name {a.name!r} must be letters, digits and _ (not 'clean')")
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", a.name) or a.name in ("clean", WHITEBOX):
+                raise ConfigError(f"attacker name {a.name!r} must be letters, digits and _ (not 'clean', '{WHITEBOX}')")
         if not attackers or len({a.name for a in attackers}) != len(attackers):
             raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
         self.attacks = build_attacks(attacks, attack_params, "transfer.attacks")
+        self.whitebox = build_attacks(whitebox_attacks, attack_params, "transfer.whitebox_attacks")
+        self.whitebox_images = whitebox_images
+        self.subset_history: dict[int, dict[str, float]] = {}  # black-box accuracy on the white-box images
         self.specs = {
             a.name: SurrogateSpec(arch, a.augment, a.seed, attacker_epochs, "attacker", attacker_lr) for a in attackers
         }
@@ -185,30 +196,42 @@ class TransferEvaluation(Callback):
         self.fit_start = time.perf_counter()
 
     @torch.no_grad()
-    def counts(self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor) -> torch.Tensor:
-        """``(12,)`` over the whole set: correct, images, then images predicted as each class.
+    def counts(
+        self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(12,)`` over the whole set: correct, images, then images predicted as each class; and
+        this rank's per-image correctness ``(len(x[rank::world]),)``.
 
         Each rank scores its disjoint shard; the counts are summed over ranks (exact, no padding).
         """
         rank, world = trainer.global_rank, trainer.world_size
         xs, ys = x[rank::world], self.test_y[rank::world]
         out = torch.zeros(2 + NUM_CLASSES, dtype=torch.float64, device=pl_module.device)
+        correct = torch.zeros(len(xs), dtype=torch.bool, device=pl_module.device)
         for i in range(0, len(xs), self.eval_batch_size):
             pred = pl_module(xs[i : i + self.eval_batch_size]).argmax(1)
-            out[0] += (pred == ys[i : i + self.eval_batch_size]).sum()
+            correct[i : i + self.eval_batch_size] = pred == ys[i : i + self.eval_batch_size]
             out[2:] += torch.bincount(pred, minlength=NUM_CLASSES)[:NUM_CLASSES].double()
-        out[1] = len(xs)
-        return trainer.strategy.reduce(out, reduce_op="sum")
+        out[0], out[1] = correct.sum(), len(xs)
+        return trainer.strategy.reduce(out, reduce_op="sum"), correct
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self.test_sets:
             return
-        counts = {name: self.counts(trainer, pl_module, x) for name, x in self.test_sets.items()}
+        scored = {name: self.counts(trainer, pl_module, x) for name, x in self.test_sets.items()}
+        counts = {name: c for name, (c, _) in scored.items()}
         accs = {name: (c[0] / c[1]).item() for name, c in counts.items()}
+        correct = {name: m for name, (_, m) in scored.items()}
+        n = min(self.whitebox_images, len(self.test_y))
+        worst, subset = robustness.worst_and_subsets(trainer, correct, self.specs, self.attacks, self.whitebox, n)
+        accs |= worst | robustness.whitebox_accuracy(
+            trainer, pl_module, self.whitebox, self.test_sets["clean"][:n], self.test_y[:n], self.eval_batch_size
+        )
         for name, acc in accs.items():
             if name != "clean":  # the module logs val/acc/clean itself
                 pl_module.log(f"val/acc/{name}", acc, sync_dist=False)
         self.history[trainer.current_epoch + 1] = accs
+        self.subset_history[trainer.current_epoch + 1] = subset
         self.histograms = {name: [int(v) for v in c[2:].tolist()] for name, c in counts.items()}
         if len(self.history) == 1:  # once per run, resumed runs included
             self.log_examples(trainer)
@@ -263,12 +286,19 @@ class TransferEvaluation(Callback):
             if gap > -0.10:
                 log.warning("%s is within 10 points of its matched noise (%+.1f): fragility, not transfer", name,
                             100 * gap)  # fmt: skip
+        masking = {}
+        if self.subset_history:
+            subset = window_stats(self.subset_history, self.window_start, self.end)["median"]
+            masking = robustness.gradient_masking(subset, stats["median"], min(self.whitebox_images, len(self.test_y)))
         record = {
             "window": [self.window_start, self.end],
             "epochs_run": max(self.history),
             "max": stats["max"],
             "median": stats["median"],
             "attack_minus_noise_median": gaps,
+            "whitebox": {"images": min(self.whitebox_images, len(self.test_y)),
+                         "attacks": {name: a.params() for name, a in self.whitebox.items()}},
+            "gradient_masking": masking,
             "per_epoch": {str(e): accs for e, accs in sorted(self.history.items())},
             "predicted_classes_last_epoch": self.histograms,
             "set_quality": {**getattr(data, "set_quality", {}), **self.quality},
@@ -290,8 +320,9 @@ class TransferEvaluation(Callback):
         atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
 
     def state_dict(self) -> dict:
-        return {"history": self.history, "histograms": self.histograms}
+        return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
         self.histograms = state_dict.get("histograms", {})
+        self.subset_history = {int(e): accs for e, accs in state_dict.get("subset_history", {}).items()}
