@@ -9,6 +9,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from advlit import report_seeds
 from advlit.errors import ConfigError
 from advlit.reproduce import MIXES, PROFILES, grid, run_folder
 from advlit.study.robustness import WHITEBOX, WORST
@@ -380,6 +381,26 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
     return parts
 
 
+def seeds_section(folder: Path, profile: str, tables: list[int], paper: dict, seed0: dict[int, dict]) -> list[str]:
+    """Tables 2-4 over every seed with runs (mean +- std), and the findings per seed; empty for one seed."""
+    loaded_by_seed = {0: seed0}
+    for seed, sub in report_seeds.seed_folders(folder).items():
+        if seed:
+            runs = {t: load_runs(sub, t, profile) for t in seed0}
+            loaded_by_seed[seed] = {t: r for t, r in runs.items() if any(r.values())}
+    if len([k for k, tabs in loaded_by_seed.items() if tabs]) < 2:
+        return []
+    seeds = ", ".join(map(str, sorted(loaded_by_seed)))
+    parts = [f"## Over seeds {seeds}: median and max, mean ± std (n) [paper]", "",
+             "Every network reseeded per seed (`advlit reproduce --seeds`); the tables above: seed 0.", ""]  # fmt: skip
+    for table in sorted(t for t in tables if t in seed0 and t != 5):
+        by_seed = {k: tabs.get(table, {}) for k, tabs in loaded_by_seed.items()}
+        rows = report_seeds.spread_rows(table, by_seed, paper, MIXES, SETS, value, mix_label)
+        parts += [f"### Table {table} over seeds", "", markdown(*rows), ""]
+    parts += ["### Findings per seed", "", markdown(*report_seeds.findings_rows(loaded_by_seed, findings)), ""]
+    return parts
+
+
 def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
     """Write ``out``/results.md, one CSV per table and the plots; returns the markdown path."""
     if profile not in PROFILES:
@@ -405,6 +426,7 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
         shown[5] = {"M": loaded.get(2, {}), "M'": loaded.get(4, {})}
     for table, runs in sorted(shown.items()):
         parts += table_section(table, runs, paper, out)
+    parts += seeds_section(folder, profile, tables, paper, loaded)
     parts += ["## Findings", "", "| finding | verdict | numbers (our medians) |", "|---|---|---|"]
     parts += [f"| {f} | {v} | {n} |" for f, v, n in findings(loaded)]
     parts += ["", "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",

@@ -13,6 +13,28 @@ MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm
 PROFILES = ["paper", "quick"]
 TABLES = [2, 3, 4, 5]
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SEED_STRIDE = 1000  # seed k moves every seed by k * SEED_STRIDE
+
+
+def seed_overrides(seed: int) -> list[str]:
+    """``advlit fit`` flags that reseed every network of a run for seed ``seed`` (0: the defaults).
+
+    The defaults are seed_everything 0 (the defended network's init), data.seed 0 (its data order and
+    augmentation), data.source_seed 1 (the defender's source network) and the attackers' seeds (2 in
+    the profiles); seed k adds k * SEED_STRIDE to each, so the networks stay distinct from each other.
+    """
+    if seed < 0:
+        raise ConfigError(f"seed {seed} must be >= 0")
+    if seed == 0:
+        return []
+    offset = SEED_STRIDE * seed
+    return [f"--seed_everything={offset}", f"--data.seed={offset}", f"--data.source_seed={1 + offset}",
+            f"--transfer.attacker_seed_offset={offset}"]  # fmt: skip
+
+
+def seed_folder(results: Path, seed: int) -> Path:
+    """Seed 0's runs live in the profile's folder itself (as before seeds existed), seed k's in ``seed<k>/``."""
+    return results if seed == 0 else results / f"seed{seed}"
 
 
 @dataclass(frozen=True)
@@ -80,8 +102,12 @@ def reproduce(
     passthrough: list[str],
     dry_run: bool = False,
     only: list[str] | None = None,
+    seed: int = 0,
 ) -> int:
-    """Run every unfinished run of the table (or of ``only``, run names); returns the number of failed runs."""
+    """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
+    :func:`seed_overrides`); returns the number of failed runs."""
+    passthrough = [*seed_overrides(seed), *passthrough]
+    results = seed_folder(results, seed)
     runs = grid(table, profile)
     if only:
         unknown = sorted(set(only) - {r.name for r in runs})
@@ -133,11 +159,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
     parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
     parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], metavar="K",
+        help="repeat every run with every network reseeded (seed k: each seed + 1000 k; default: 0 only)",
+    )  # fmt: skip
+    parser.add_argument(
         "--runs", nargs="+", metavar="MIX", help="only these runs of the table (e.g. clean fgsm_jsma_cw)"
     )
     args, passthrough = parser.parse_known_args(argv)
     try:
-        failed = reproduce(args.table, args.profile, args.results / args.profile, passthrough, args.dry_run, args.runs)
+        failed = 0
+        for seed in args.seeds:
+            if len(args.seeds) > 1:
+                print(f"seed {seed}:", flush=True)
+            failed += reproduce(
+                args.table, args.profile, args.results / args.profile, passthrough, args.dry_run, args.runs, seed
+            )
     except ConfigError as err:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -246,3 +246,54 @@ def test_report_shows_worst_case_whitebox_and_masking_flags(tmp_path):
 def test_report_of_runs_without_the_new_columns_has_no_such_section(tmp_path):
     write_table2(tmp_path, PAPERLIKE)
     assert "worst case per image" not in report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+
+
+def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monkeypatch):
+    import inspect
+
+    from advlit.data import MNISTDataModule
+
+    defaults = inspect.signature(MNISTDataModule).parameters
+    assert (defaults["seed"].default, defaults["source_seed"].default) == (0, 1), "seed_overrides assumes them"
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=0) == 0
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=2) == 0
+    seed0, seed2 = calls
+    flags = ("--seed_everything", "--data.seed", "--data.source_seed", "--transfer.attacker_seed")
+    assert not any(a.startswith(flags) for a in seed0), "seed 0 runs exactly as before"
+    assert {"--seed_everything=2000", "--data.seed=2000", "--data.source_seed=2001",
+            "--transfer.attacker_seed_offset=2000"} <= set(seed2)  # fmt: skip
+    assert any(str(tmp_path / "quick" / "seed2") in a for a in seed2), "seed 2's runs have their own folder"
+    with pytest.raises(ConfigError, match="seed -1"):
+        reproduce_mod.seed_overrides(-1)
+
+
+def test_a_reseeded_run_trains_other_attacker_networks(capsys):
+    from conftest import run_cli
+
+    run = grid(2, "quick")[0]
+    configs = [a for c in run.configs for a in ("--config", str(reproduce_mod.CONFIGS / c))]
+    assert run_cli("fit", *configs, *reproduce_mod.seed_overrides(1), "--print_config") == 0
+    out = capsys.readouterr().out
+    assert "attacker_seed_offset: 1000" in out and "seed_everything: 1000" in out and "source_seed: 1001" in out
+
+
+def test_report_over_seeds_shows_mean_std_and_verdicts_per_seed(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)  # seed 0
+    for seed, shift in ((1, 0.02), (2, -0.02)):
+        folder = tmp_path / "quick" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "PROFILE").write_text("quick\n")
+        for mix, medians in PAPERLIKE.items():
+            fake_metrics(folder / "table2" / mix, {k: v + shift for k, v in medians.items()})
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    assert "## Over seeds 0, 1, 2" in md
+    clean_row = next(line for line in md.splitlines() if line.startswith("| Clean |") and "±" in line)
+    assert "42.00 ± 2.00 (n=3) [42.01]" in clean_row  # FGSM median: 0.42, 0.44, 0.40
+    assert "| finding | seed 0 | seed 1 | seed 2 | mean of the seeds |" in md
+
+
+def test_report_of_one_seed_has_no_seed_section(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)
+    assert "Over seeds" not in report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()

@@ -85,6 +85,7 @@ class TransferEvaluation(Callback):
         attackers: one entry per attacker (name, augmentation, seed); None: one attacker ``A`` with
             augmentation and seed 2. Table 5 needs ``A`` and ``Ap``.
         attacker_epochs: training epochs of the attackers' networks.
+        attacker_seed_offset: added to every attacker's seed (``advlit reproduce --seeds`` reseeds with it).
         attacker_lr: Adam's learning rate for them (the CLI links ``model.lr``).
         window_start: first epoch of the statistics window (1-based).
         window_end: last epoch of the window (None: the last epoch).
@@ -104,6 +105,7 @@ class TransferEvaluation(Callback):
         arch: str = "lenet5",
         attackers: list[Attacker] | None = None,
         attacker_epochs: int = 50,
+        attacker_seed_offset: int = 0,
         attacker_lr: float = 1e-4,
         window_start: int = 20,
         window_end: int | None = None,
@@ -132,7 +134,10 @@ class TransferEvaluation(Callback):
         self.whitebox_images = whitebox_images
         self.subset_history: dict[int, dict[str, float]] = {}  # black-box accuracy on the white-box images
         self.specs = {
-            a.name: SurrogateSpec(arch, a.augment, a.seed, attacker_epochs, "attacker", attacker_lr) for a in attackers
+            a.name: SurrogateSpec(
+                arch, a.augment, a.seed + attacker_seed_offset, attacker_epochs, "attacker", attacker_lr
+            )
+            for a in attackers
         }
         self.window_start, self.window_end = window_start, window_end
         self.cache_dir, self.attack_batch_size, self.eval_batch_size = cache_dir, attack_batch_size, eval_batch_size

@@ -1,0 +1,73 @@
+"""The report over several seeds (``advlit reproduce --seeds``): each cell as mean +- std (n), and
+each finding's verdict per seed and on the mean medians."""
+
+import statistics
+from pathlib import Path
+
+from advlit.reproduce import seed_folder
+
+
+def seed_folders(folder: Path) -> dict[int, Path]:
+    """Seed -> folder of its runs: seed 0 is ``folder`` itself, seed k ``folder/seed<k>``."""
+    found = {0: folder}
+    for sub in folder.glob("seed*"):
+        if sub.name[4:].isdigit() and (sub / "PROFILE").exists() and seed_folder(folder, int(sub.name[4:])) == sub:
+            found[int(sub.name[4:])] = sub
+    return dict(sorted(found.items()))
+
+
+def mean_record(records: list[dict]) -> dict | None:
+    """One record whose ``max`` and ``median`` are the means over ``records`` (keys all of them have);
+    the rest (defender, attackers, window) from the first. None without records."""
+    if not records:
+        return None
+    out = dict(records[0])
+    for stat in ("max", "median"):
+        keys = set.intersection(*(set(r[stat]) for r in records))
+        out[stat] = {k: statistics.mean(r[stat][k] for r in records) for k in sorted(keys)}
+    return out
+
+
+def spread(values: list[float]) -> str:
+    """``mean +- std (n)`` in percent; the sample standard deviation (n - 1), 0 for one value."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f} (n={len(values)})"
+
+
+def spread_rows(
+    table: int, by_seed: dict[int, dict], paper: dict, mixes: list[str], sets: list[str], value, label
+) -> tuple[list[str], list[list[str]]]:
+    """Table ``table`` in the paper's layout with each cell ``mean +- std (n) [paper]`` over the seeds.
+
+    ``by_seed``: seed -> {run name -> metrics.json or None}; ``value(rec, stat, set)`` reads a cell.
+    """
+    header = ["trained on"] + [f"{stat} {s}" for stat in ("max", "median") for s in sets]
+    rows = []
+    for mix in mixes:
+        row = [label(mix)]
+        for stat in ("max", "median"):
+            for s in sets:
+                values = [v for runs in by_seed.values() if (v := value(runs.get(mix), stat, s)) is not None]
+                paper_value = paper.get((table, label(mix), stat, s))
+                cell = spread(values) if values else "missing"
+                row.append(cell if paper_value is None else f"{cell} [{paper_value:.2f}]")
+        rows.append(row)
+    return header, rows
+
+
+def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple[list[str], list[list[str]]]:
+    """Each finding's verdict per seed, then on the mean medians over the seeds."""
+    seeds = sorted(loaded_by_seed)
+    per_seed = {k: findings(tables) for k, tables in loaded_by_seed.items()}
+    tables = {t for tables in loaded_by_seed.values() for t in tables}
+    mean_tables = {
+        t: {name: mean_record([r for tabs in loaded_by_seed.values() if (r := tabs.get(t, {}).get(name))])
+            for name in {n for tabs in loaded_by_seed.values() for n in tabs.get(t, {})}}
+        for t in tables
+    }  # fmt: skip
+    overall = findings(mean_tables)
+    header = ["finding"] + [f"seed {k}" for k in seeds] + ["mean of the seeds"]
+    rows = []
+    for i, (text, verdict, _) in enumerate(overall):
+        rows.append([text.split(")")[0] + ")"] + [per_seed[k][i][1] for k in seeds] + [verdict])
+    return header, rows
