@@ -101,3 +101,13 @@ def test_honest_gradients_raise_no_flag():
         black = (net(attack(attacker, x, y)).argmax(1) == y).float().mean().item()
     flags = robustness.gradient_masking({"A/fgsm": black}, white, images=len(x))
     assert flags["A/fgsm"]["flag"] is False and white["whitebox/fgsm"] < black
+
+
+def test_8bit_sets_hold_multiples_of_one_255th_and_move_each_pixel_at_most_half_a_level():
+    from advlit.study.transfer import to_8bit
+
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    q = to_8bit(x)
+    assert torch.equal(q * 255, torch.round(q * 255)) and q.min() >= 0 and q.max() <= 1
+    assert (q - x).abs().max() <= 0.5 / 255 + 1e-7
+    assert torch.equal(to_8bit(q), q), "an 8-bit image stays as it is"

@@ -115,7 +115,7 @@ def smoke_run(mnist_dir, tmp_path_factory):
     """A whole fgsm_jsma smoke run on the fixture data: (run folder, its cache)."""
     root = tmp_path_factory.mktemp("smoke")
     os.chdir(root)
-    assert run_cli(*smoke_args(mnist_dir, root / "cache", "fgsm_jsma.yaml")) == 0
+    assert run_cli(*smoke_args(mnist_dir, root / "cache", "fgsm_jsma.yaml"), "--transfer.quantize", "true") == 0
     (run,) = (root / "tb_logs" / "advlit").iterdir()
     return run, root / "cache"
 
@@ -125,7 +125,8 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     record = json.loads((run / "metrics.json").read_text())
     assert record["window"] == [2, 3] and sorted(record["per_epoch"]) == ["1", "2", "3"]
     sets = {"clean"} | {f"A/{a}{s}" for a in ("fgsm", "jsma", "cw") for s in ("", "_noise")}
-    assert set(record["max"]) == sets | {"A/worst", "whitebox/fgsm", "whitebox/pgd"}
+    eight_bit = {f"A/{a}_8bit" for a in ("fgsm", "jsma", "cw")}
+    assert set(record["max"]) == sets | eight_bit | {"A/worst", "whitebox/fgsm", "whitebox/pgd"}
     for accs in record["per_epoch"].values():  # worst case: right under every attack, so at most each
         assert accs["A/worst"] <= min(accs[f"A/{a}"] for a in ("fgsm", "jsma", "cw"))
         for name in ("A/worst", "whitebox/fgsm", "whitebox/pgd"):
@@ -148,7 +149,8 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert "train_attacks:" in record["config"], "the resolved config travels with the numbers"
     assert {"defender_surrogate_s", "attacker_A_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     quality = record["set_quality"]
-    assert set(quality) == (sets - {"clean"}) | {"defender/fgsm", "defender/jsma"}
+    assert set(quality) == (sets - {"clean"}) | eight_bit | {"defender/fgsm", "defender/jsma"}
+    assert quality["A/fgsm_8bit"]["linf"]["mean"] == pytest.approx(0.2, abs=0.5 / 255)  # eps 0.2 = 51/255
     assert quality["A/fgsm"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
     assert quality["A/fgsm_noise"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
     for attack in ("fgsm", "jsma", "cw"):  # each control spends its attack's budget

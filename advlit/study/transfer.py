@@ -28,6 +28,12 @@ from advlit.study.window import window_stats
 log = logging.getLogger(__name__)
 NUM_CLASSES = 10
 NOISE_SUFFIX = "_noise"
+EIGHT_BIT_SUFFIX = "_8bit"
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Pixels rounded to multiples of 1/255, as an 8-bit PNG stores them."""
+    return torch.round(x * 255) / 255
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class TransferEvaluation(Callback):
         whitebox_attacks: attacks run on the defended network itself every validation epoch, with
             the attackers' ``attack_params`` (empty: none).
         whitebox_images: the first this many test images are attacked white-box.
+        quantize: also score each attack set rounded to 8 bits (multiples of 1/255, as a saved PNG
+            holds it) as ``<attacker>/<attack>_8bit``, its white-box success rechecked in set quality.
     """
 
     def __init__(
@@ -115,6 +123,7 @@ class TransferEvaluation(Callback):
         example_images: int = 8,
         whitebox_attacks: list[AttackName] = ["fgsm", "pgd"],
         whitebox_images: int = 1000,
+        quantize: bool = False,
     ) -> None:
         if whitebox_images < 1:
             raise ConfigError(f"transfer.whitebox_images={whitebox_images} must be >= 1")
@@ -131,7 +140,7 @@ class TransferEvaluation(Callback):
             raise ConfigError(f"transfer.attackers needs at least one attacker and distinct names, got {attackers}")
         self.attacks = build_attacks(attacks, attack_params, "transfer.attacks")
         self.whitebox = build_attacks(whitebox_attacks, attack_params, "transfer.whitebox_attacks")
-        self.whitebox_images = whitebox_images
+        self.whitebox_images, self.quantize = whitebox_images, quantize
         self.subset_history: dict[int, dict[str, float]] = {}  # black-box accuracy on the white-box images
         self.specs = {
             a.name: SurrogateSpec(
@@ -193,7 +202,10 @@ class TransferEvaluation(Callback):
                 self.cache_dir, self.attack_batch_size, progress,
             )  # fmt: skip
             self.timings[f"attacker_{name}_{attack_name}_test_set_s"] = time.perf_counter() - start
-            for set_name, x in ((f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)):
+            sets = [(f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)]
+            if self.quantize:
+                sets.append((f"{name}/{attack_name}{EIGHT_BIT_SUFFIX}", to_8bit(x_adv)))
+            for set_name, x in sets:
                 self.test_sets[set_name] = x
                 self.quality[set_name] = set_quality(net, data.test_x, data.test_y, x)
 
