@@ -160,7 +160,7 @@ def train(
     print(f"Lightning's overhead over the bare loop (channels_last, augmentation): {overhead - 1:+.1%}")
     test = x[:10_000]
     score_rows = {
-        f"score 10k, batch {b}, {'channels_last' if cl else 'NCHW'}": (
+        f"score {len(test)}, batch {b}, {'channels_last' if cl else 'NCHW'}": (
             lambda b=b, cl=cl: score_seconds(arch, test, b, cl)
         )
         for cl in (False, True)
