@@ -12,6 +12,7 @@ from pathlib import Path
 from advlit import report_seeds
 from advlit.errors import ConfigError
 from advlit.reproduce import MIXES, PROFILES, grid, run_folder
+from advlit.study.robustness import EIGHT_BIT_SUFFIX as EIGHT_BIT
 from advlit.study.robustness import WHITEBOX, WORST
 
 SETS = ["clean", "fgsm", "jsma", "cw"]
@@ -119,7 +120,7 @@ def attack_sets(runs: dict) -> list[str]:
     names = {
         k.split("/")[1] for r in runs.values() if r for k in r["median"] if "/" in k and k.split("/")[0] != WHITEBOX
     }
-    found = sorted(n for n in names if not n.endswith("_noise") and n != WORST)
+    found = sorted(n for n in names if not n.endswith(("_noise", EIGHT_BIT)) and n != WORST)
     return [a for a in ATTACKS if a in found] + [a for a in found if a not in ATTACKS]
 
 
@@ -150,7 +151,11 @@ def robustness_rows(runs: dict) -> tuple[list[str], list[list[str]]] | None:
     )
     if not whitebox and not any(value(r, "median", WORST) is not None for r in runs.values()):
         return None
-    header = ["trained on", "worst case (black-box)"] + [f"white-box {a}" for a in whitebox] + ["masking flags"]
+    eight_bit = [
+        a for a in attack_sets(runs) if any(value(r, "median", a + EIGHT_BIT) is not None for r in runs.values())
+    ]
+    header = ["trained on", "worst case (black-box)"] + [f"white-box {a}" for a in whitebox]
+    header += [f"{a} / 8-bit" for a in eight_bit] + ["masking flags"]
     rows = []
     for mix in MIXES:
         rec = runs.get(mix)
@@ -158,6 +163,7 @@ def robustness_rows(runs: dict) -> tuple[list[str], list[list[str]]] | None:
                  for n, f in (rec or {}).get("gradient_masking", {}).items() if f["flag"]]  # fmt: skip
         row = [mix_label(mix), _pct(value(rec, "median", WORST))]
         row += [_pct((rec or {}).get("median", {}).get(f"{WHITEBOX}/{a}")) for a in whitebox]
+        row += [f"{_pct(value(rec, 'median', a))} / {_pct(value(rec, 'median', a + EIGHT_BIT))}" for a in eight_bit]
         rows.append(row + ["; ".join(flags) or ("none" if rec else "-")])
     return header, rows
 
@@ -349,7 +355,8 @@ def robustness_section(table: int, runs: dict) -> list[str]:
     return [f"### Table {table}: worst case per image and white-box accuracy (median, %)", "",
             "`worst case`: an image counts only if the defender is right under every attack of the attacker. "
             "`white-box`: the attack run on the defender itself, first test images. A flag: a black-box attack "
-            "hurts more than the same attack white-box on the same images (gradient masking).", "",
+            "hurts more than the same attack white-box on the same images (gradient masking). "
+            "`x / 8-bit`: the set as made, and rounded to 8 bits (`transfer.quantize`).", "",
             markdown(*rows), ""]  # fmt: skip
 
 

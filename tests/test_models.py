@@ -68,11 +68,27 @@ def test_channels_last_trains_the_same_network_to_float_noise():
     assert fast_grad.shape == (32, 1, 28, 28)
 
 
-def test_channels_last_weights_load_into_either_layout():
-    state = build_network("lenet5", channels_last=True).state_dict()
+@pytest.mark.parametrize("saved_channels_last", [True, False], ids=["nhwc-saved", "nchw-saved"])
+def test_weights_saved_in_either_layout_load_into_either(saved_channels_last):
+    state = build_network("lenet5", channels_last=saved_channels_last).state_dict()
     plain = build_network("lenet5", channels_last=False)
     plain.load_state_dict(state)
     x = torch.rand(4, 1, 28, 28)
     fast = build_network("lenet5", channels_last=True)
     fast.load_state_dict(state)
     torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_before_relu_is_the_same_function_and_gradient():
+    net = LeNet5().eval()
+    conv1, _, _, conv2, _, _ = net.features
+    relu_first = torch.nn.Sequential(conv1, torch.nn.ReLU(), torch.nn.MaxPool2d(2), conv2, torch.nn.ReLU(),
+                                     torch.nn.MaxPool2d(2))  # fmt: skip
+    assert isinstance(net.features[1], torch.nn.MaxPool2d) and isinstance(net.features[2], torch.nn.ReLU)
+    x = torch.rand(16, 1, 28, 28, requires_grad=True)
+    fast = net.classifier(net.features((x - net.mean) / net.std))
+    plain = net.classifier(relu_first((x - net.mean) / net.std))
+    assert torch.equal(fast, plain)
+    (g_fast,) = torch.autograd.grad(fast.logsumexp(1).sum(), x)
+    (g_plain,) = torch.autograd.grad(plain.logsumexp(1).sum(), x)
+    torch.testing.assert_close(g_fast, g_plain, rtol=1e-5, atol=1e-7)

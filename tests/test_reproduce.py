@@ -229,15 +229,17 @@ def test_report_shows_worst_case_whitebox_and_masking_flags(tmp_path):
     for mix, flagged in (("clean", False), ("fgsm", True)):
         path = tmp_path / "quick" / "table2" / mix / "metrics.json"
         record = json.loads(path.read_text())
-        record["median"] |= {"A/worst": 0.3, "whitebox/fgsm": 0.05, "whitebox/pgd": 0.01}
+        record["median"] |= {"A/worst": 0.3, "whitebox/fgsm": 0.05, "whitebox/pgd": 0.01, "A/cw_8bit": 0.5}
         record["gradient_masking"] = {
             "A/fgsm": {"black_box_median": 0.40 if flagged else 0.9, "white_box_median": 0.5, "flag": flagged}
         }
         path.write_text(json.dumps(record))
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
-    assert "| trained on | worst case (black-box) | white-box fgsm | white-box pgd | masking flags |" in md
-    assert "| Clean | 30.0 | 5.0 | 1.0 | none |" in md
-    assert "| FGSM | 30.0 | 5.0 | 1.0 | A/fgsm (40.0 < 50.0) |" in md
+    header = "| trained on | worst case (black-box) | white-box fgsm | white-box pgd | cw / 8-bit | masking flags |"
+    assert header in md
+    assert "| Clean | 30.0 | 5.0 | 1.0 | 46.0 / 50.0 | none |" in md
+    assert "| FGSM | 30.0 | 5.0 | 1.0 | 65.0 / 50.0 | A/fgsm (40.0 < 50.0) |" in md
+    assert "cw_8bit" not in md, "8-bit sets are no attack columns of their own"
     assert "worst |" not in md.split("attacks beside their matched noise")[1].split("\n\n")[2].split("\n")[0], (
         "the worst case is no attack column of the controls table"
     )

@@ -111,3 +111,9 @@ def test_8bit_sets_hold_multiples_of_one_255th_and_move_each_pixel_at_most_half_
     assert torch.equal(q * 255, torch.round(q * 255)) and q.min() >= 0 and q.max() <= 1
     assert (q - x).abs().max() <= 0.5 / 255 + 1e-7
     assert torch.equal(to_8bit(q), q), "an 8-bit image stays as it is"
+
+
+@pytest.mark.parametrize(("black", "flag"), [(0.47, True), (0.49, False), (0.5, False), (0.9, False)])
+def test_masking_flag_needs_the_black_box_attack_to_hurt_more_by_the_margin(black, flag):
+    out = robustness.gradient_masking({"A/fgsm": black, "Ap/pgd": 0.1}, {"whitebox/fgsm": 0.5}, 1000, margin=0.02)
+    assert out == {"A/fgsm": {"black_box_median": black, "white_box_median": 0.5, "flag": flag}}, "no PGD twin"

@@ -56,7 +56,7 @@ class MNISTDataModule(TensorData):
         data_dir: str = "data",
         download: bool = True,
         batch_size: int = 128,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = 500,
         augment: bool = True,
         rotate_degrees: float = 20.0,
         translate: float = 0.2,

@@ -12,6 +12,7 @@ from advlit.attacks import Attack
 log = logging.getLogger(__name__)
 WORST = "worst"  # <attacker>/worst: right under every one of the attacker's attacks
 WHITEBOX = "whitebox"  # whitebox/<attack>: the attack run on the defended network itself
+EIGHT_BIT_SUFFIX = "_8bit"  # <attacker>/<attack>_8bit: the set rounded to 8 bits (transfer.quantize)
 
 
 def share(trainer: Trainer, correct: torch.Tensor) -> float:
@@ -72,17 +73,21 @@ def worst_and_subsets(
     return worst, subset
 
 
-def gradient_masking(subset: dict[str, float], medians: dict[str, float], images: int) -> dict[str, dict]:
+def gradient_masking(
+    subset: dict[str, float], medians: dict[str, float], images: int, margin: float = 0.02
+) -> dict[str, dict]:
     """Per black-box set with a white-box twin: both window medians on the same ``images``, and
-    ``flag`` when the black-box attack hurts more than the white-box one, the sign of gradient
-    masking (Tramer et al. 2018, https://arxiv.org/abs/1705.07204); a warning line for each flag."""
+    ``flag`` when the black-box attack hurts more than the white-box one by more than ``margin``, the
+    sign of gradient masking (Tramer et al. 2018, https://arxiv.org/abs/1705.07204); a warning line
+    for each flag."""
     out = {}
     for name, black in sorted(subset.items()):
         white = medians.get(f"{WHITEBOX}/{name.split('/')[1]}")
         if white is None:
             continue
-        out[name] = {"black_box_median": black, "white_box_median": white, "flag": black < white}
-        if black < white:
+        flag = black < white - margin
+        out[name] = {"black_box_median": black, "white_box_median": white, "flag": flag}
+        if flag:
             log.warning("gradient masking? %s black-box %.1f%% < white-box %.1f%% (window medians, same %d images)",
                         name, 100 * black, 100 * white, images)  # fmt: skip
     return out
