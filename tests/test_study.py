@@ -314,12 +314,22 @@ def test_two_process_ddp_matches_one_process(mnist_dir, tmp_path):
         sets[f"Ap/{stored['meta']['attack']}"] = stored["tensors"]["x_adv"]
         sets[f"Ap/{stored['meta']['attack']}_noise"] = stored["tensors"]["x_noise"]
     last = two["per_epoch"][str(two["epochs_run"])]
-    assert set(sets) == set(last)
+    assert set(sets) | {"Ap/worst", "whitebox/fgsm", "whitebox/pgd"} == set(last)
+    correct = {}
     with torch.no_grad():
         for name, images in sets.items():
             pred = module(images).argmax(1)
+            correct[name] = pred == y
             assert round(last[name] * 199) == int((pred == y).sum()), name
             assert two["predicted_classes_last_epoch"][name] == torch.bincount(pred, minlength=10).tolist(), name
+    assert round(last["Ap/worst"] * 199) == int((correct["Ap/fgsm"] & correct["Ap/jsma"]).sum())
+    from advlit.attacks import build_attack
+
+    for name in ("fgsm", "pgd"):  # white-box on each rank's shard of the 199 images, summed
+        x_adv = build_attack(name)(module, x, y)
+        with torch.no_grad():
+            right = int((module(x_adv).argmax(1) == y).sum())
+        assert abs(round(last[f"whitebox/{name}"] * 199) - right) <= 1, name  # a gradient sign may flip
 
 
 def test_a_cache_that_cannot_be_written_is_one_line(mnist_dir, tmp_path, capsys, monkeypatch):
