@@ -5,14 +5,16 @@ import sys
 from pathlib import Path
 
 from jsonargparse import lazy_instance
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
-from advlit.progress import EpochOfTotal
+from advlit.progress import EpochOfTotal, progress_bar
 from advlit.quiet import quiet_third_party
 from advlit.study import plan
 from advlit.study.transfer import TransferEvaluation, check_window
@@ -61,6 +63,16 @@ class AdvlitCLI(LightningCLI):
         parser.link_arguments("model.lr", "transfer.attacker_lr")
         parser.link_arguments("data.attack_params", "transfer.attack_params")
         parser.link_arguments("data.cache_dir", "transfer.cache_dir")
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, with the bar redrawn every few batches (:func:`progress_bar`) unless the config
+        turns the bar off or brings its own."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            kwargs["callbacks"] = [*callbacks, progress_bar()]
+        return super().instantiate_trainer(**kwargs)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

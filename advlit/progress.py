@@ -8,6 +8,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 log = logging.getLogger(__name__)
+BAR_REFRESH = 20  # batches between bar redraws: a background run's log grows 20x slower (no speed effect measured)
+
+
+def progress_bar() -> TQDMProgressBar:
+    """Lightning's bar, redrawn every :data:`BAR_REFRESH` batches instead of every batch."""
+    return TQDMProgressBar(refresh_rate=BAR_REFRESH)
 
 
 class EpochOfTotal(Callback):

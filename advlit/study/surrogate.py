@@ -19,6 +19,7 @@ from advlit.data.augment import Augment
 from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.models.classifier import ARCHS, Classifier, build_network
+from advlit.progress import progress_bar
 from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
             strategy=SingleDeviceStrategy(device),
             max_epochs=spec.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
             enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
+            callbacks=[progress_bar()] if progress else [],
         )  # fmt: skip
         try:
             trainer.fit(module, data)
