@@ -411,3 +411,10 @@ def test_carlini_wagner_snap_leaves_unneeded_pixels_exact(real_victim):
     changed = (snapped != x).flatten(1).any(1)
     assert changed.float().mean() > 0.9
     assert (other - real)[changed].min() >= 0, "every kept (snapped) example reaches the margin"
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_registered_attack_has_a_matched_noise_control(name):
+    from advlit.study.controls import norm_of
+
+    assert norm_of(build_attack(name)) in ("linf", "l0", "l2")

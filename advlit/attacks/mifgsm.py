@@ -23,6 +23,8 @@ class MIFGSM(Attack):
         decay: momentum factor mu (1.0 in the paper).
     """
 
+    norm = "linf"  # the matched-noise control spends the same L_inf budget
+
     def __init__(self, eps: float = 0.2, steps: int = 10, decay: float = 1.0) -> None:
         check_range("eps", eps, 0.0, 1.0)
         check_range("decay", decay, 0.0, 10.0)
