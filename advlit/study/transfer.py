@@ -215,6 +215,11 @@ class TransferEvaluation(Callback):
                 self.test_sets[set_name] = x
                 self.quality[set_name] = set_quality(net, data.test_x, data.test_y, x)
 
+    @property
+    def whitebox_count(self) -> int:
+        """How many of the first test images the white-box attacks use (fewer when the set is smaller)."""
+        return min(self.whitebox_images, len(self.test_y))
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.fit_start = time.perf_counter()
 
@@ -245,7 +250,7 @@ class TransferEvaluation(Callback):
         counts = {name: c for name, (c, _) in scored.items()}
         accs = {name: (c[0] / c[1]).item() for name, c in counts.items()}
         correct = {name: m for name, (_, m) in scored.items()}
-        n = min(self.whitebox_images, len(self.test_y))
+        n = self.whitebox_count
         worst, subset = robustness.worst_and_subsets(trainer, correct, self.specs, self.attacks, self.whitebox, n)
         epoch = trainer.current_epoch + 1
         if self.window_start <= epoch <= self.end:  # the same on every rank: all join the collectives
@@ -317,15 +322,14 @@ class TransferEvaluation(Callback):
         masking = {}
         if self.subset_history:
             subset = window_stats(self.subset_history, self.window_start, self.end)["median"]
-            n = min(self.whitebox_images, len(self.test_y))
-            masking = robustness.gradient_masking(subset, stats["median"], n, self.masking_margin)
+            masking = robustness.gradient_masking(subset, stats["median"], self.whitebox_count, self.masking_margin)
         record = {
             "window": [self.window_start, self.end],
             "epochs_run": max(self.history),
             "max": stats["max"],
             "median": stats["median"],
             "attack_minus_noise_median": gaps,
-            "whitebox": {"images": min(self.whitebox_images, len(self.test_y)), "masking_margin": self.masking_margin,
+            "whitebox": {"images": self.whitebox_count, "masking_margin": self.masking_margin,
                          "attacks": {name: a.params() for name, a in self.whitebox.items()}},
             "gradient_masking": masking,
             "per_epoch": {str(e): accs for e, accs in sorted(self.history.items())},
