@@ -8,7 +8,7 @@ from jsonargparse import lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.callbacks.progress import ProgressBar
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from advlit.data import MNISTDataModule
@@ -39,6 +39,14 @@ commands:
 
 Lightning's own help follows.
 """
+
+
+class SaveConfig(SaveConfigCallback):
+    """Lightning's config.yaml writer; a resumed run (``--ckpt_path``) rewrites its own config."""
+
+    def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
+        self.overwrite = self.overwrite or bool(self.config.get("ckpt_path"))
+        super().setup(trainer, pl_module, stage)
 
 
 class AdvlitCLI(LightningCLI):
@@ -79,8 +87,14 @@ class AdvlitCLI(LightningCLI):
         cap_threads(config.get("threads"))
 
     def before_fit(self) -> None:
-        """Reject a bad window, or an attacker that rebuilds the defender's source or the defended
-        network, before any training."""
+        """Reject a log folder that holds another run, a bad window, or an attacker that rebuilds the
+        defender's source or the defended network, before any training."""
+        log_dir = self.trainer.log_dir
+        if log_dir and (Path(log_dir) / "config.yaml").exists() and not self.config[self.subcommand].get("ckpt_path"):
+            raise ConfigError(
+                f"{log_dir} holds a run already (config.yaml); resume it with --ckpt_path, "
+                "or log elsewhere (--trainer.logger.init_args.version)"
+            )
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
         transfer.check_attackers(self.datamodule, self.model)
@@ -141,6 +155,7 @@ def main(args: ArgsType = None) -> None:
             MNISTDataModule,
             trainer_defaults=TRAINER_DEFAULTS,
             seed_everything_default=0,
+            save_config_callback=SaveConfig,
             args=args,
         )
     except (ConfigError, MissingDataError) as err:

@@ -1,6 +1,7 @@
 """``advlit reproduce --table N``: every training run of a paper table, as ordinary ``advlit fit`` runs."""
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -81,8 +82,24 @@ def run_folder(results: Path, run: Run) -> Path:
     return results / f"table{run.table}" / run.name
 
 
-def fit_command(results: Path, run: Run, passthrough: list[str]) -> list[str]:
-    """The ``advlit fit`` command line of one run."""
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint of an unfinished run in ``folder`` that loads (a file cut short by a kill
+    is skipped: Lightning writes the new checkpoint before it deletes the old one); None if none."""
+    import torch  # here, so that the rest of ``advlit reproduce`` starts without it
+
+    for path in sorted((folder / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - any unreadable file: try the next one
+            print(f"advlit reproduce: skipping unreadable checkpoint {path}", file=sys.stderr)
+            continue
+        if "epoch" in state and "state_dict" in state:
+            return path
+    return None
+
+
+def fit_command(results: Path, run: Run, passthrough: list[str], resume_from: Path | None = None) -> list[str]:
+    """The ``advlit fit`` command line of one run (``--ckpt_path`` when it resumes)."""
     cmd = [sys.executable, "-m", "advlit", "fit"]
     for config in run.configs:
         cmd += ["--config", str(CONFIGS / config)]
@@ -92,6 +109,7 @@ def fit_command(results: Path, run: Run, passthrough: list[str]) -> list[str]:
         f"--trainer.logger.init_args.name=table{run.table}",
         f"--trainer.logger.init_args.version={run.name}",
         *passthrough,
+        *([f"--ckpt_path={resume_from}"] if resume_from else []),
     ]
 
 
@@ -103,9 +121,11 @@ def reproduce(
     dry_run: bool = False,
     only: list[str] | None = None,
     seed: int = 0,
+    restart: bool = False,
 ) -> int:
     """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
-    :func:`seed_overrides`); returns the number of failed runs."""
+    :func:`seed_overrides`); returns the number of failed runs. A run killed mid-way resumes from
+    its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far)."""
     passthrough = [*seed_overrides(seed), *passthrough]
     results = seed_folder(results, seed)
     runs = grid(table, profile)
@@ -119,11 +139,17 @@ def reproduce(
     failed, done, start = [], 0, time.perf_counter()
     for i, run in enumerate(runs, 1):
         folder = run_folder(results, run)
-        cmd = fit_command(results, run, passthrough)
         if (folder / "metrics.json").exists():
             print(f"[{i}/{len(runs)}] {run.name}: done already ({folder / 'metrics.json'})", flush=True)
             done += 1
             continue
+        resume_from = last_checkpoint(folder) if not restart else None
+        cmd = fit_command(results, run, passthrough, resume_from)
+        if resume_from:
+            print(f"[{i}/{len(runs)}] {run.name}: resuming from {resume_from}", flush=True)
+        elif folder.exists() and not dry_run:
+            print(f"[{i}/{len(runs)}] {run.name}: starting over; removing the unfinished run's {folder}", flush=True)
+            shutil.rmtree(folder)
         print(f"[{i}/{len(runs)}] {run.name}: {' '.join(cmd[2:])}", flush=True)
         if dry_run:
             continue
@@ -159,6 +185,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
     parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
     parser.add_argument(
+        "--restart", action="store_true", help="start unfinished runs from epoch 0, not from their last checkpoint"
+    )
+    parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], metavar="K",
         help="repeat every run with every network reseeded (seed k: each seed + 1000 k; default: 0 only)",
     )  # fmt: skip
@@ -172,7 +201,14 @@ def main(argv: list[str]) -> None:
             if len(args.seeds) > 1:
                 print(f"seed {seed}:", flush=True)
             failed += reproduce(
-                args.table, args.profile, args.results / args.profile, passthrough, args.dry_run, args.runs, seed
+                args.table,
+                args.profile,
+                args.results / args.profile,
+                passthrough,
+                args.dry_run,
+                args.runs,
+                seed,
+                args.restart,
             )
     except ConfigError as err:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)

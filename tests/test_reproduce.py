@@ -2,10 +2,12 @@
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from advlit import report as report_mod
 from advlit import reproduce as reproduce_mod
@@ -110,6 +112,26 @@ def test_reproduce_skips_finished_runs_and_goes_on_after_failure(tmp_path, monke
     assert "failed runs: jsma" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="holds runs of profile 'quick'"):
         reproduce_mod.check_profile(results, "paper")
+
+
+def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "quick"
+    run = grid(2, "quick")[0]
+    ckpts = run_folder(results, run) / "checkpoints"
+    ckpts.mkdir(parents=True)
+    torch.save({"epoch": 3, "state_dict": {}}, ckpts / "epoch=3-step=4.ckpt")
+    (ckpts / "epoch=4-step=5.ckpt").write_bytes(b"cut short by a kill")  # newest, unreadable
+    os.utime(ckpts / "epoch=3-step=4.ckpt", (1, 1))
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    reproduce_mod.reproduce(2, "quick", results, [], only=[run.name])
+    assert calls[0][-1] == f"--ckpt_path={ckpts / 'epoch=3-step=4.ckpt'}"
+    out = capsys.readouterr()
+    assert "resuming from" in out.out and "skipping unreadable checkpoint" in out.err
+    calls.clear()
+    reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True)
+    assert not any(a.startswith("--ckpt_path") for a in calls[0]), "--restart starts from epoch 0"
+    assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
 PAPERLIKE = {  # medians shaped like the paper's Table 2 (fractions)

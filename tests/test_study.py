@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,17 +212,26 @@ def test_clean_accuracy_matches_the_module_metric(smoke_run):
     assert logged == pytest.approx([record["per_epoch"][str(e)]["clean"] for e in (1, 2, 3)])
 
 
-def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, monkeypatch):
+def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, monkeypatch, capsys):
     run, cache = smoke_run
-    (ckpt,) = (run / "checkpoints").glob("*.ckpt")
+    resumed = tmp_path / "logs" / "advlit" / "killed"
+    shutil.copytree(run, resumed)  # a run in its own folder, killed after epoch 3
+    (resumed / "metrics.json").unlink()
+    (ckpt,) = (resumed / "checkpoints").glob("*.ckpt")
     monkeypatch.chdir(tmp_path)
-    args = smoke_args(mnist_dir, cache, "fgsm_jsma.yaml")
-    assert run_cli(*args, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
-    (resumed,) = (tmp_path / "tb_logs" / "advlit").iterdir()
+    here = [*smoke_args(mnist_dir, cache, "fgsm_jsma.yaml"), "--trainer.logger.init_args.save_dir", "logs",
+            "--trainer.logger.init_args.version", "killed"]  # fmt: skip
+    assert run_cli(*here, "--trainer.max_epochs", "4") == 2, "a new run may not log over another"
+    assert "holds a run already" in capsys.readouterr().err
+    assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
     record = json.loads((resumed / "metrics.json").read_text())
-    before = json.loads((run / "metrics.json").read_text())["per_epoch"]
+    before = json.loads((run / "metrics.json").read_text())
     assert sorted(record["per_epoch"]) == ["1", "2", "3", "4"] and record["window"] == [2, 4]
-    assert record["per_epoch"]["3"] == before["3"]
+    assert record["per_epoch"]["3"] == before["per_epoch"]["3"]
+    assert record["resumed_after_epochs"] == [3]
+    earlier = before["timings_s"]["training_s"]
+    assert record["timings_s"]["training_s"] > earlier, "the resumed run's time adds the first part's"
+    assert "max_epochs: 4" in (resumed / "config.yaml").read_text(), "the resumed run rewrote its config"
 
 
 @pytest.mark.parametrize(

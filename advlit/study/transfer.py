@@ -160,6 +160,8 @@ class TransferEvaluation(Callback):
         self.history: dict[int, dict[str, float]] = {}
         self.histograms: dict[str, list[int]] = {}
         self.timings: dict[str, float] = {}
+        self.training_before_s = 0.0  # training time of the earlier parts of a resumed run
+        self.resumed_at: list[int] = []  # the epochs after which the run was resumed
         self.quality: dict[str, dict] = {}
         self.keys: dict[str, str] = {}
         self.test_sets: dict[str, torch.Tensor] = {}
@@ -293,8 +295,7 @@ class TransferEvaluation(Callback):
         if not self.history:
             return
         stats = window_stats(self.history, self.window_start, self.end)
-        if hasattr(self, "fit_start"):
-            self.timings["training_s"] = time.perf_counter() - self.fit_start
+        self.timings["training_s"] = self.training_so_far()
         metrics = {f"window/{kind}/{name}": v for kind, values in stats.items() for name, v in values.items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
@@ -326,6 +327,7 @@ class TransferEvaluation(Callback):
         record = {
             "window": [self.window_start, self.end],
             "epochs_run": max(self.history),
+            "resumed_after_epochs": self.resumed_at,
             "max": stats["max"],
             "median": stats["median"],
             "attack_minus_noise_median": gaps,
@@ -352,10 +354,20 @@ class TransferEvaluation(Callback):
         }  # fmt: skip
         atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
 
+    def training_so_far(self) -> float:
+        """Seconds of training in this run, earlier parts of a resumed run included."""
+        return self.training_before_s + (time.perf_counter() - self.fit_start if hasattr(self, "fit_start") else 0.0)
+
     def state_dict(self) -> dict:
-        return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history}
+        return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history,
+                "training_s": self.training_so_far(), "whitebox_s": self.timings.get("whitebox_s", 0.0),
+                "resumed_at": self.resumed_at}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
         self.histograms = state_dict.get("histograms", {})
         self.subset_history = {int(e): accs for e, accs in state_dict.get("subset_history", {}).items()}
+        self.training_before_s = state_dict.get("training_s", 0.0)
+        if "whitebox_s" in state_dict:
+            self.timings["whitebox_s"] = state_dict["whitebox_s"]
+        self.resumed_at = [*state_dict.get("resumed_at", []), max(self.history, default=0)]
