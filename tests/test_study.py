@@ -63,6 +63,36 @@ def counters(monkeypatch):
     return calls
 
 
+def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 10, (10,))
+    monkeypatch.setattr(adversarial_sets, "PART_IMAGES", 4)  # parts 0-4, 4-8, 8-10
+    real_run, calls = adversarial_sets.run_attack, []
+
+    def killed_at_the_third_part(*args, **kwargs):
+        calls.append(len(args[2]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_run(*args, **kwargs)
+
+    def make():
+        fgsm = FGSM(0.2)
+        return adversarial_sets.load_or_make(model, "net", "fgsm", fgsm, "train", x, y, "d", str(tmp_path), 3, False)
+
+    monkeypatch.setattr(adversarial_sets, "run_attack", killed_at_the_third_part)
+    with pytest.raises(KeyboardInterrupt):
+        make()
+    _, path = adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "train", "d", str(tmp_path))
+    assert not path.exists() and adversarial_sets.parts_done(path, 10) == 8
+    calls.clear()
+    monkeypatch.setattr(adversarial_sets, "run_attack", lambda *a, **k: calls.append(len(a[2])) or real_run(*a, **k))
+    x_adv, _ = make()
+    assert calls == [2], "only the missing part is made"
+    assert torch.equal(x_adv, real_run(FGSM(0.2), model, x, y, 10, False)), "the parts give the one-pass set"
+    assert path.exists() and not adversarial_sets.parts_folder(path).exists(), "parts go once the set is whole"
+
+
 def test_mix_has_one_unaugmented_copy_per_attack(mnist_dir, tmp_path):
     data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm", "pgd"], cache_dir=str(tmp_path), **LIGHT)
     data.setup("fit")

@@ -1,6 +1,7 @@
 """Adversarial copies of a dataset made on a surrogate, cached one tensor file per set."""
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +13,43 @@ from advlit.study.cache import cache_root, content_key, load_tensors, locked, sa
 from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
+
+PART_IMAGES = 5_000  # a set in the making is saved every this many images, so a killed run resumes
+
+
+def parts_folder(path: Path) -> Path:
+    """Where the finished parts of the set cached at ``path`` wait while it is being made."""
+    return path.with_name(path.stem + ".parts")
+
+
+def parts_done(path: Path, n: int) -> int:
+    """How many of the ``n`` images of the set at ``path`` are made and saved in parts (0 without parts)."""
+    spans = [p.stem.split("-") for p in parts_folder(path).glob("*-*.pt")]
+    return sum(int(b) - int(a) for a, b in spans if a.isdigit() and b.isdigit() and int(b) <= n)
+
+
+def make_in_parts(
+    attack: Attack, surrogate: nn.Module, x: torch.Tensor, y: torch.Tensor, meta: dict, path: Path,
+    batch_size: int, progress: bool, desc: str,
+) -> torch.Tensor:  # fmt: skip
+    """``x_adv`` of the whole set, made :data:`PART_IMAGES` images at a time, each part saved (and
+    checked like any cache entry) so that a killed run makes only the parts it lacks. Attacks are
+    batch-consistent, so the parts give the set one pass would; the folder goes once the set is whole."""
+    folder = parts_folder(path)
+    spans = [(a, min(a + PART_IMAGES, len(x))) for a in range(0, len(x), PART_IMAGES)]
+    parts = []
+    for i, (a, b) in enumerate(spans, 1):
+        part_path, part_meta = folder / f"{a}-{b}.pt", {**meta, "part": [a, b]}
+        stored = load_tensors(part_path, part_meta)
+        if stored is None or stored["x_adv"].shape != x[a:b].shape:
+            label = f"{desc} (part {i}/{len(spans)})"
+            part = run_attack(attack, surrogate, x[a:b], y[a:b], batch_size, progress, label)
+            save_tensors({"x_adv": part}, part_meta, part_path)
+            stored = {"x_adv": part}
+        else:
+            log.info("%s: part %d/%d (images %d-%d) loaded from an unfinished run", desc, i, len(spans), a, b)
+        parts.append(stored["x_adv"].to(x.device, x.dtype))
+    return torch.cat(parts)
 
 
 def set_path(
@@ -60,9 +98,14 @@ def load_or_make(
             "making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path
         )
         start = time.perf_counter()
-        x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=f"{attack_name} on {split} set")
+        desc = f"{attack_name} on {split} set"
+        if len(x) > PART_IMAGES:
+            x_adv = make_in_parts(attack, surrogate, x, y, meta, path, batch_size, progress, desc)
+        else:
+            x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=desc)
         x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
                              for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip
         save_tensors({"x_adv": x_adv, **({"x_noise": x_noise} if controls else {})}, meta, path)
+        shutil.rmtree(parts_folder(path), ignore_errors=True)
         log.info("made the %s set's %s examples in %.0f s", split, attack_name, time.perf_counter() - start)
     return x_adv, x_noise

@@ -111,8 +111,9 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         found = []
         for name, attack in attacks.items():
             _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
-            found.append(Stage(f"{owner}: {name} on the {split} set ({len(x):,} images)", path.exists(),
-                               len(x) * passes_per_image(attack) * speeds.grad_pass))  # fmt: skip
+            made = 0 if path.exists() else adversarial_sets.parts_done(path, len(x))
+            label = f"{owner}: {name} on the {split} set ({len(x):,} images{f', {made:,} made' if made else ''})"
+            found.append(Stage(label, path.exists(), (len(x) - made) * passes_per_image(attack) * speeds.grad_pass))
         return found
 
     if data.attacks:
