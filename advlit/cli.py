@@ -45,8 +45,30 @@ class SaveConfig(SaveConfigCallback):
     """Lightning's config.yaml writer; a resumed run (``--ckpt_path``) rewrites its own config."""
 
     def setup(self, trainer: Trainer, pl_module, stage: str) -> None:
-        self.overwrite = self.overwrite or bool(self.config.get("ckpt_path"))
+        self.overwrite = self.overwrite or (stage == "fit" and resumes_in(self.config, trainer.log_dir))
         super().setup(trainer, pl_module, stage)
+
+
+def resumes_in(config, log_dir: str | None) -> bool:
+    """Whether the run continues a checkpoint of the run logged in ``log_dir`` (``--ckpt_path`` inside it)."""
+    ckpt = config.get("ckpt_path")
+    return bool(ckpt and log_dir) and Path(log_dir).resolve() in Path(ckpt).resolve().parents
+
+
+# Not what a run computes: a resumed run may run longer or on more threads, and its log folder (the
+# logger's paths, relative or not) is the one its checkpoint lies in, checked by resumes_in.
+NOT_SETTINGS = {"ckpt_path", "threads", "trainer.max_epochs", "trainer.logger"}
+
+
+def changed_settings(old, new, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configs, leaving out :data:`NOT_SETTINGS`."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix.rstrip(".")]
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        if f"{prefix}{key}" not in NOT_SETTINGS:
+            changed += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.")
+    return changed
 
 
 class AdvlitCLI(LightningCLI):
@@ -86,15 +108,33 @@ class AdvlitCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         cap_threads(config.get("threads"))
 
+    def check_log_dir(self, log_dir: str | None) -> None:
+        """A log folder that holds a run (config.yaml) takes only that run's resumption: a checkpoint
+        inside it and the same settings; anything else would mix two runs in one folder."""
+        import yaml
+
+        config_path = Path(log_dir or ".") / "config.yaml"
+        if not log_dir or not config_path.is_file():
+            return
+        config = self.config[self.subcommand]
+        if not resumes_in(config, log_dir):
+            raise ConfigError(
+                f"{log_dir} holds a run already (config.yaml); resume it with --ckpt_path pointing at one of its "
+                "checkpoints, or log elsewhere (--trainer.logger.init_args.version)"
+            )
+        new = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False))
+        changed = changed_settings(yaml.safe_load(config_path.read_text()) or {}, new)
+        if changed:
+            named = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
+            raise ConfigError(
+                f"the run in {log_dir} had other settings ({named}); "
+                "resume it with its own, or start over (advlit reproduce --restart, or another log folder)"
+            )
+
     def before_fit(self) -> None:
         """Reject a log folder that holds another run, a bad window, or an attacker that rebuilds the
         defender's source or the defended network, before any training."""
-        log_dir = self.trainer.log_dir
-        if log_dir and (Path(log_dir) / "config.yaml").exists() and not self.config[self.subcommand].get("ckpt_path"):
-            raise ConfigError(
-                f"{log_dir} holds a run already (config.yaml); resume it with --ckpt_path, "
-                "or log elsewhere (--trainer.logger.init_args.version)"
-            )
+        self.check_log_dir(self.trainer.log_dir)
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
         transfer.check_attackers(self.datamodule, self.model)

@@ -1,10 +1,13 @@
 """``advlit reproduce --table N``: every training run of a paper table, as ordinary ``advlit fit`` runs."""
 
 import argparse
+import contextlib
+import fcntl
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +92,7 @@ def last_checkpoint(folder: Path) -> Path | None:
 
     for path in sorted((folder / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - any unreadable file: try the next one
             print(f"advlit reproduce: skipping unreadable checkpoint {path}", file=sys.stderr)
             continue
@@ -111,6 +114,43 @@ def fit_command(results: Path, run: Run, passthrough: list[str], resume_from: Pa
         *passthrough,
         *([f"--ckpt_path={resume_from}"] if resume_from else []),
     ]
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[bool]:
+    """Hold a lock on the run ``folder`` (True), or yield False when another process holds it: two
+    ``advlit reproduce`` processes (``--table 5`` beside ``--table 2``) never train one run twice."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def launch(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> int:
+    """Run one unfinished run: resumed from its last checkpoint, or from epoch 0 (``restart``, or no
+    checkpoint); its exit code. Checkpoints that exist but do not load stop the run (never deleted)."""
+    resume_from = None if restart else last_checkpoint(folder)
+    if resume_from is None and not restart and any((folder / "checkpoints").glob("*.ckpt")):
+        print(f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over", flush=True)
+        return 1
+    if resume_from:
+        print(f"{tag}: resuming from {resume_from}", flush=True)
+    elif folder.exists():
+        print(f"{tag}: starting over; removing the unfinished run's {folder}", flush=True)
+        shutil.rmtree(folder)
+    cmd = fit_command(results, run, passthrough, resume_from)
+    print(f"{tag}: {' '.join(cmd[2:])}", flush=True)
+    t0 = time.perf_counter()
+    code = subprocess.call(cmd)
+    print(f"{tag}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return code
 
 
 def reproduce(
@@ -138,27 +178,19 @@ def reproduce(
         check_profile(results, profile)
     failed, done, start = [], 0, time.perf_counter()
     for i, run in enumerate(runs, 1):
-        folder = run_folder(results, run)
+        tag, folder = f"[{i}/{len(runs)}] {run.name}", run_folder(results, run)
         if (folder / "metrics.json").exists():
-            print(f"[{i}/{len(runs)}] {run.name}: done already ({folder / 'metrics.json'})", flush=True)
+            print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
             done += 1
             continue
-        resume_from = last_checkpoint(folder) if not restart else None
-        cmd = fit_command(results, run, passthrough, resume_from)
-        if resume_from:
-            print(f"[{i}/{len(runs)}] {run.name}: resuming from {resume_from}", flush=True)
-        elif folder.exists() and not dry_run:
-            print(f"[{i}/{len(runs)}] {run.name}: starting over; removing the unfinished run's {folder}", flush=True)
-            shutil.rmtree(folder)
-        print(f"[{i}/{len(runs)}] {run.name}: {' '.join(cmd[2:])}", flush=True)
         if dry_run:
+            print(f"{tag}: {' '.join(fit_command(results, run, passthrough)[2:])}", flush=True)
             continue
-        t0 = time.perf_counter()
-        code = subprocess.call(cmd)
-        print(
-            f"[{i}/{len(runs)}] {run.name}: {'ok' if code == 0 else f'FAILED (exit {code})'} "
-            f"in {time.perf_counter() - t0:.0f} s"
-        )
+        with run_lock(folder) as mine:
+            if not mine:
+                print(f"{tag}: running in another process; skipped", flush=True)
+                continue
+            code = launch(tag, results, run, folder, passthrough, restart)
         if code != 0:
             failed.append(run.name)
     if dry_run:

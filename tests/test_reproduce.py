@@ -134,6 +134,32 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
+def test_checkpoints_that_do_not_load_stop_the_run_and_are_kept(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "quick"
+    run = grid(2, "quick")[0]
+    ckpts = run_folder(results, run) / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts / "epoch=4-step=5.ckpt").write_bytes(b"written by another torch")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name]) == 1
+    assert not calls and (ckpts / "epoch=4-step=5.ckpt").exists()
+    assert "no checkpoint in" in capsys.readouterr().out
+
+
+def test_a_run_another_process_is_training_is_skipped(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "quick"
+    run = grid(2, "quick")[0]
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    with reproduce_mod.run_lock(run_folder(results, run)) as mine:
+        assert mine
+        assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name]) == 0
+    assert not calls and "running in another process; skipped" in capsys.readouterr().out
+    reproduce_mod.reproduce(2, "quick", results, [], only=[run.name])
+    assert len(calls) == 1, "the lock goes with the process that held it"
+
+
 PAPERLIKE = {  # medians shaped like the paper's Table 2 (fractions)
     "clean": {"clean": 0.99, "fgsm": 0.42, "jsma": 0.61, "cw": 0.46},
     "fgsm": {"clean": 0.99, "fgsm": 0.99, "jsma": 0.60, "cw": 0.65},

@@ -12,7 +12,7 @@ import torch
 from conftest import run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from advlit.attacks import FGSM
+from advlit.attacks import FGSM, JSMA, CarliniWagnerL2
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
@@ -63,7 +63,12 @@ def counters(monkeypatch):
     return calls
 
 
-def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "attack",
+    [FGSM(0.2), JSMA(seed=3), CarliniWagnerL2(c_init=2.0, binary_search_steps=2, max_iterations=10, snap=0.002)],
+    ids=["fgsm", "jsma", "cw"],
+)
+def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch, attack):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 10, (10,))
@@ -77,19 +82,22 @@ def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch
         return real_run(*args, **kwargs)
 
     def make():
-        fgsm = FGSM(0.2)
-        return adversarial_sets.load_or_make(model, "net", "fgsm", fgsm, "train", x, y, "d", str(tmp_path), 3, False)
+        return adversarial_sets.load_or_make(model, "net", "a", attack, "train", x, y, "d", str(tmp_path), 3, False)
 
     monkeypatch.setattr(adversarial_sets, "run_attack", killed_at_the_third_part)
     with pytest.raises(KeyboardInterrupt):
         make()
-    _, path = adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "train", "d", str(tmp_path))
+    _, path = adversarial_sets.set_path("net", "a", attack, "train", "d", str(tmp_path))
     assert not path.exists() and adversarial_sets.parts_done(path, 10) == 8
+    stale = adversarial_sets.parts_folder(path) / "4-8.pt"
+    part = torch.load(stale, weights_only=True)
+    save_tensors(part["tensors"], {**part["meta"], "params": "another attack's"}, stale)
     calls.clear()
     monkeypatch.setattr(adversarial_sets, "run_attack", lambda *a, **k: calls.append(len(a[2])) or real_run(*a, **k))
-    x_adv, _ = make()
-    assert calls == [2], "only the missing part is made"
-    assert torch.equal(x_adv, real_run(FGSM(0.2), model, x, y, 10, False)), "the parts give the one-pass set"
+    with pytest.warns(UserWarning, match="corrupt or stale"):
+        x_adv, _ = make()
+    assert calls == [4, 2], "only the stale and the missing part are made"
+    assert torch.equal(x_adv, real_run(attack, model, x, y, 10, False)), "the parts give the one-pass set"
     assert path.exists() and not adversarial_sets.parts_folder(path).exists(), "parts go once the set is whole"
 
 
@@ -250,9 +258,16 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     (ckpt,) = (resumed / "checkpoints").glob("*.ckpt")
     monkeypatch.chdir(tmp_path)
     here = [*smoke_args(mnist_dir, cache, "fgsm_jsma.yaml"), "--trainer.logger.init_args.save_dir", "logs",
-            "--trainer.logger.init_args.version", "killed"]  # fmt: skip
+            "--trainer.logger.init_args.version", "killed", "--transfer.quantize", "true"]  # fmt: skip
     assert run_cli(*here, "--trainer.max_epochs", "4") == 2, "a new run may not log over another"
     assert "holds a run already" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere.ckpt"
+    shutil.copy(ckpt, outside)
+    assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(outside)) == 2, "not this folder's run"
+    assert "holds a run already" in capsys.readouterr().err
+    # (Lightning itself takes the model's and data's settings from the checkpoint; the rest is checked here)
+    assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt), "--transfer.window_start", "1") == 2
+    assert "had other settings (transfer.window_start" in capsys.readouterr().err
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
     record = json.loads((resumed / "metrics.json").read_text())
     before = json.loads((run / "metrics.json").read_text())

@@ -22,10 +22,16 @@ def parts_folder(path: Path) -> Path:
     return path.with_name(path.stem + ".parts")
 
 
+def part_spans(n: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` image spans a set of ``n`` images is made in."""
+    return [(a, min(a + PART_IMAGES, n)) for a in range(0, n, PART_IMAGES)]
+
+
 def parts_done(path: Path, n: int) -> int:
-    """How many of the ``n`` images of the set at ``path`` are made and saved in parts (0 without parts)."""
-    spans = [p.stem.split("-") for p in parts_folder(path).glob("*-*.pt")]
-    return sum(int(b) - int(a) for a, b in spans if a.isdigit() and b.isdigit() and int(b) <= n)
+    """How many of the ``n`` images of the set at ``path`` have a part file (for the plan; each part's
+    content is checked when it is loaded)."""
+    folder = parts_folder(path)
+    return sum(b - a for a, b in part_spans(n) if (folder / f"{a}-{b}.pt").is_file())
 
 
 def make_in_parts(
@@ -36,7 +42,7 @@ def make_in_parts(
     checked like any cache entry) so that a killed run makes only the parts it lacks. Attacks are
     batch-consistent, so the parts give the set one pass would; the folder goes once the set is whole."""
     folder = parts_folder(path)
-    spans = [(a, min(a + PART_IMAGES, len(x))) for a in range(0, len(x), PART_IMAGES)]
+    spans = part_spans(len(x))
     parts = []
     for i, (a, b) in enumerate(spans, 1):
         part_path, part_meta = folder / f"{a}-{b}.pt", {**meta, "part": [a, b]}
@@ -93,6 +99,7 @@ def load_or_make(
         stored = load_tensors(path, meta)
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
             log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
+            shutil.rmtree(parts_folder(path), ignore_errors=True)  # left behind by a kill after the set was saved
             return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device) if controls else None
         log.info(
             "making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path

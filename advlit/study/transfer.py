@@ -161,6 +161,8 @@ class TransferEvaluation(Callback):
         self.histograms: dict[str, list[int]] = {}
         self.timings: dict[str, float] = {}
         self.training_before_s = 0.0  # training time of the earlier parts of a resumed run
+        self.earlier_timings: dict[str, float] = {}  # stage times of the run's first part (a resumed run)
+        self.data_timings: dict[str, float] = {}
         self.resumed_at: list[int] = []  # the epochs after which the run was resumed
         self.quality: dict[str, dict] = {}
         self.keys: dict[str, str] = {}
@@ -187,6 +189,7 @@ class TransferEvaluation(Callback):
             raise ConfigError("TransferEvaluation needs advlit's MNISTDataModule")
         self.check_attackers(data, pl_module)
         self.test_y = data.test_y
+        self.data_timings = getattr(data, "timings", {})
         self.test_sets = {"clean": data.test_x}
         test_digest = tensor_digest(data.test_x, data.test_y)
         for name, spec in self.specs.items():
@@ -344,7 +347,7 @@ class TransferEvaluation(Callback):
             "attackers": {name: {"spec": dataclasses.asdict(spec), "key": self.keys.get(name)}
                           for name, spec in self.specs.items()},
             "attacks": {name: a.params() for name, a in self.attacks.items()},
-            "timings_s": {**getattr(data, "timings", {}), **self.timings},
+            "timings_s": self.stage_timings(),
             "test_images": len(self.test_y),
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
@@ -358,16 +361,23 @@ class TransferEvaluation(Callback):
         """Seconds of training in this run, earlier parts of a resumed run included."""
         return self.training_before_s + (time.perf_counter() - self.fit_start if hasattr(self, "fit_start") else 0.0)
 
+    def stage_timings(self) -> dict[str, float]:
+        """Seconds per stage (the datamodule's and this callback's). In a resumed run, a stage keeps the
+        time it took when it was made, not the cache load of the later part; training and white-box
+        times add up over the parts."""
+        return {**self.data_timings, **self.timings, **self.earlier_timings,
+                "training_s": self.training_so_far(), "whitebox_s": self.timings.get("whitebox_s", 0.0)}  # fmt: skip
+
     def state_dict(self) -> dict:
         return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history,
-                "training_s": self.training_so_far(), "whitebox_s": self.timings.get("whitebox_s", 0.0),
-                "resumed_at": self.resumed_at}  # fmt: skip
+                "timings": self.stage_timings(), "resumed_at": self.resumed_at}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
         self.histograms = state_dict.get("histograms", {})
         self.subset_history = {int(e): accs for e, accs in state_dict.get("subset_history", {}).items()}
-        self.training_before_s = state_dict.get("training_s", 0.0)
-        if "whitebox_s" in state_dict:
-            self.timings["whitebox_s"] = state_dict["whitebox_s"]
+        earlier = dict(state_dict.get("timings", {}))
+        self.training_before_s = earlier.pop("training_s", 0.0)
+        self.timings["whitebox_s"] = earlier.pop("whitebox_s", 0.0)
+        self.earlier_timings = earlier
         self.resumed_at = [*state_dict.get("resumed_at", []), max(self.history, default=0)]
