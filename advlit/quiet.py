@@ -1,5 +1,6 @@
-"""Known third-party noise kept off the console, in one place: Lightning's product tips and
-deprecation warnings that advlit cannot act on (they come from Lightning or jsonargparse code)."""
+"""Known third-party noise kept off the console, in one place: Lightning's product tips, deprecation
+warnings that advlit cannot act on (they come from Lightning or jsonargparse code), and the warning
+that every resumed training brings."""
 
 import logging
 import warnings
@@ -8,6 +9,7 @@ KNOWN_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # torch's pytree, called by Lightning
     r".*skip_none parameter was deprecated.*",  # jsonargparse, called by LightningCLI
     r".*does not have many workers.*",  # advlit batches tensors on the device, without workers
+    r".*Checkpoint directory .* exists and is not empty.*",  # a resumed training, by design
 )
 
 

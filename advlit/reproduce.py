@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from advlit.checkpoints import newest_loadable
 from advlit.errors import ConfigError
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
@@ -86,19 +87,8 @@ def run_folder(results: Path, run: Run) -> Path:
 
 
 def last_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint of an unfinished run in ``folder`` that loads (a file cut short by a kill
-    is skipped: Lightning writes the new checkpoint before it deletes the old one); None if none."""
-    import torch  # here, so that the rest of ``advlit reproduce`` starts without it
-
-    for path in sorted((folder / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - any unreadable file: try the next one
-            print(f"advlit reproduce: skipping unreadable checkpoint {path}", file=sys.stderr)
-            continue
-        if "epoch" in state and "state_dict" in state:
-            return path
-    return None
+    """The newest checkpoint of the unfinished run in ``folder`` that loads; None if none."""
+    return newest_loadable(folder / "checkpoints")
 
 
 def fit_command(results: Path, run: Run, passthrough: list[str], resume_from: Path | None = None) -> list[str]:

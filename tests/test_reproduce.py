@@ -126,8 +126,7 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
     reproduce_mod.reproduce(2, "quick", results, [], only=[run.name])
     assert calls[0][-1] == f"--ckpt_path={ckpts / 'epoch=3-step=4.ckpt'}"
-    out = capsys.readouterr()
-    assert "resuming from" in out.out and "skipping unreadable checkpoint" in out.err
+    assert "resuming from" in capsys.readouterr().out
     calls.clear()
     reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True)
     assert not any(a.startswith("--ckpt_path") for a in calls[0]), "--restart starts from epoch 0"

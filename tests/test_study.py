@@ -101,6 +101,35 @@ def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch
     assert path.exists() and not adversarial_sets.parts_folder(path).exists(), "parts go once the set is whole"
 
 
+def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monkeypatch):
+    from advlit.data.augment import Augment
+    from advlit.models.classifier import Classifier
+
+    torch.manual_seed(0)
+    x, y = torch.rand(96, 1, 28, 28), torch.randint(0, 10, (96,))
+    spec = surrogate.SurrogateSpec(epochs=3, batch_size=32, lr=1e-3)
+
+    def train(cache):
+        return surrogate.load_or_train(spec, x, y, Augment(), "d", str(cache), progress=False)[0]
+
+    epochs = []
+
+    def killed_in_the_third_epoch(module):
+        epochs.append(module.current_epoch)
+        if module.current_epoch == 2 and len(epochs) == 3:
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", killed_in_the_third_epoch, raising=False)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(tmp_path / "killed")
+    resumed = train(tmp_path / "killed")
+    assert epochs == [0, 1, 2, 2], "the resumed training runs the third epoch only"
+    whole = train(tmp_path / "whole")
+    for (name, a), b in zip(resumed.state_dict().items(), whole.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
+    assert not list((tmp_path / "killed" / "surrogates").glob("*.training")), "its checkpoints go once it is cached"
+
+
 def test_mix_has_one_unaugmented_copy_per_attack(mnist_dir, tmp_path):
     data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm", "pgd"], cache_dir=str(tmp_path), **LIGHT)
     data.setup("fit")

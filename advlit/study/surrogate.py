@@ -3,6 +3,7 @@
 import dataclasses
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,13 @@ from typing import Literal
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torchmetrics import Metric
 
+from advlit.checkpoints import newest_loadable
 from advlit.data.augment import Augment
 from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
@@ -87,8 +90,15 @@ def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> 
     return content_key({"surrogate": dataclasses.asdict(spec), "augmentation": aug, "data": data_digest})
 
 
-def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool) -> nn.Module:
-    """Train with advlit's Classifier on :class:`TensorData` in a nested single-device Trainer."""
+def _train(
+    spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool, resume_dir: Path
+) -> nn.Module:
+    """Train with advlit's Classifier on :class:`TensorData` in a nested single-device Trainer.
+
+    A checkpoint after every epoch goes to ``resume_dir``, and training resumes from the newest one
+    there (a killed training); the data order and augmentation depend on (seed, epoch, batch) only,
+    so a resumed network is the one an uninterrupted training gives.
+    """
     device = x.device
     rank, global_seed = rank_zero_only.rank, os.environ.get("PL_GLOBAL_SEED")
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -100,16 +110,20 @@ def _train(spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Aug
         # no prepare_data: the nested Trainer runs no barrier that an outer DDP run's ranks would join
         data = TensorData(spec.batch_size, 1000, spec.seed, augmenter, spec.augment)
         data.train_x, data.train_y, data.test_x, data.test_y = x, y, x[:1], y[:1]
+        every_epoch = ModelCheckpoint(dirpath=resume_dir, save_top_k=1, enable_version_counter=False)
         trainer = Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=1,
             strategy=SingleDeviceStrategy(device),
-            max_epochs=spec.epochs, logger=False, enable_checkpointing=False, enable_model_summary=False,
+            max_epochs=spec.epochs, logger=False, enable_model_summary=False,
             enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
-            callbacks=[progress_bar()] if progress else [],
+            callbacks=[every_epoch, *([progress_bar()] if progress else [])],
         )  # fmt: skip
+        ckpt = newest_loadable(resume_dir) if resume_dir.is_dir() else None
+        if ckpt is not None:
+            log.info("resuming the %s's surrogate from %s", spec.role, ckpt)
         try:
-            trainer.fit(module, data)
+            trainer.fit(module, data, ckpt_path=ckpt)
         finally:  # a nested Trainer must not change who logs in the outer run, nor its recorded seed
             rank_zero_only.rank = rank
             if global_seed is None:
@@ -138,21 +152,23 @@ def load_or_train(
 ) -> tuple[nn.Module, str]:
     """The surrogate for ``spec`` on ``x.device`` in eval mode, and its cache key.
 
-    Trained on the clean set ``(x, y)`` the first time, then loaded from the cache. Processes that
-    share the cache wait for the one that trains it.
+    Trained on the clean set ``(x, y)`` the first time (resuming a killed training from its last
+    epoch), then loaded from the cache. Processes that share the cache wait for the one that trains it.
     """
     key, path = surrogate_path(spec, augmenter, data_digest, cache_dir)
     meta = {"key": key, "spec": dataclasses.asdict(spec)}
+    resume_dir = path.with_name(path.stem + ".training")  # its checkpoints while it trains
     with locked(path):
         state = load_tensors(path, meta)
         if state is None:
             log.info("training the %s's surrogate %s (cached as %s)", spec.role, spec, path)
             start = time.perf_counter()
-            state = _train(spec, x, y, augmenter, progress).state_dict()
+            state = _train(spec, x, y, augmenter, progress, resume_dir).state_dict()
             save_tensors(state, meta, path)
             log.info("trained the %s's surrogate in %.0f s", spec.role, time.perf_counter() - start)
         else:
             log.info("%s's surrogate loaded from the cache (%s)", spec.role, path.name)
+        shutil.rmtree(resume_dir, ignore_errors=True)
     net = build_network(spec.arch)
     net.load_state_dict(state)
     return net.to(x.device).eval(), key

@@ -1,0 +1,25 @@
+"""Finding the checkpoint a killed training resumes from."""
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def newest_loadable(folder: Path) -> Path | None:
+    """The newest ``*.ckpt`` in ``folder`` that loads as a Lightning checkpoint; None if none.
+
+    A file cut short by a kill is skipped with a warning: Lightning writes the new checkpoint before
+    it deletes the old one, so the one before it is still there.
+    """
+    import torch  # here, so that ``advlit reproduce`` starts without it
+
+    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - any unreadable file: try the next one
+            log.warning("skipping unreadable checkpoint %s", path)
+            continue
+        if isinstance(state, dict) and "epoch" in state and "state_dict" in state:
+            return path
+    return None
