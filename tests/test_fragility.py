@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from advlit import fragility
+from advlit.errors import ConfigError
 from advlit.models import build_network
 from advlit.study.cache import save_tensors
 
@@ -18,11 +19,13 @@ def test_noise_sets_keep_their_budgets():
     assert torch.allclose(l2, torch.full_like(l2, 2.0), atol=1e-4)
 
 
-def test_ablation_trains_every_variant_and_prints_a_row_each(mnist_dir, capsys, monkeypatch):
-    monkeypatch.setattr(fragility, "VARIANTS", {k: fragility.VARIANTS[k] for k in ("none", "erasing only")})
-    fragility.ablation(str(mnist_dir), train_images=128, epochs=1)
+def test_ablation_trains_the_chosen_variants_and_prints_a_row_each(mnist_dir, capsys):
+    fragility.ablation(str(mnist_dir), train_images=128, epochs=1, variants=["none", "erasing only"])
     out = capsys.readouterr().out
     assert "| none |" in out and "| erasing only |" in out and "sign 0.2" in out
+    assert "| rotation only |" not in out
+    with pytest.raises(ConfigError, match="unknown"):
+        fragility.ablation(str(mnist_dir), variants=["mixup"])
 
 
 def test_networks_scores_cached_surrogates(mnist_dir, tmp_path, capsys):
