@@ -310,13 +310,22 @@ def plot_table(table: int, runs: dict[str, dict | None], folder: Path) -> list[P
 
 
 def timings(tables: dict[int, dict]) -> list[str]:
-    """Wall time per stage summed over a table's runs (cached stages count once, where made)."""
+    """Wall time per stage of each table: the time a cached stage (network, set) took to make,
+    wherever it was made (``made_s``; shared by the table's runs, so counted once), and the rest
+    (training, white-box scoring; stages of runs older than ``made_s``) summed over the runs."""
     lines = []
     for table, runs in sorted(tables.items()):
-        total: dict[str, float] = {}
-        for rec in runs.values():
-            for stage, seconds in (rec or {}).get("timings_s", {}).items():
-                total[stage] = total.get(stage, 0.0) + seconds
+        records = [rec for rec in runs.values() if rec]
+        made: dict[str, float] = {}
+        for rec in records:
+            for stage, seconds in rec.get("made_s", {}).items():
+                if seconds is not None:
+                    made[stage] = max(made.get(stage, 0.0), seconds)
+        total = dict(made)
+        for rec in records:
+            for stage, seconds in rec.get("timings_s", {}).items():
+                if stage not in made:
+                    total[stage] = total.get(stage, 0.0) + seconds
         if total:
             lines.append(f"- Table {table}: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in sorted(total.items())))
     return lines

@@ -189,6 +189,15 @@ def test_report_renders_cells_and_missing_runs(tmp_path):
     assert "| (a)" in md and "| (b) " in md
 
 
+def test_stage_times_count_a_shared_cached_stage_once_and_training_per_run():
+    made = {"defender_jsma_train_set_s": 900.0, "attacker_A_surrogate_s": None}
+    own = {"defender_jsma_train_set_s": 0.5, "attacker_A_surrogate_s": 0.2, "training_s": 10.0}
+    run = {"made_s": made, "timings_s": own}
+    (line,) = report_mod.timings({2: {"clean": run, "fgsm": run, "cw": None}})
+    assert "defender_jsma_train_set 900 s" in line, "made once, loaded by both runs: its making time, once"
+    assert "training 20 s" in line and "attacker_A_surrogate 0 s" in line, "no note: the runs' own times, summed"
+
+
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:
     write_table2(tmp_path, rows)
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from advlit.attacks import FGSM, JSMA, CarliniWagnerL2
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError
-from advlit.study import adversarial_sets, surrogate
+from advlit.study import adversarial_sets, cache, surrogate
 from advlit.study.cache import load_tensors, save_tensors
 from advlit.study.transfer import TransferEvaluation
 from advlit.study.window import window_stats
@@ -42,6 +42,11 @@ def test_cache_files_are_checked_on_load(tmp_path):
     with pytest.warns(UserWarning, match="corrupt or stale"):
         assert load_tensors(path, {"k": 1}) is None
     assert list(tmp_path.iterdir()) == [path], "no temporary file is left behind"
+    assert cache.made_seconds(path) is None, "no note: unknown"
+    cache.record_made(path, 12.3456)
+    assert cache.made_seconds(path) == 12.346
+    cache.made_path(path).write_text("{not json")
+    assert cache.made_seconds(path) is None
 
 
 @pytest.fixture
@@ -98,6 +103,7 @@ def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch
         x_adv, _ = make()
     assert calls == [4, 2], "only the stale and the missing part are made"
     assert torch.equal(x_adv, real_run(attack, model, x, y, 10, False)), "the parts give the one-pass set"
+    assert cache.made_seconds(path) is not None, "the set notes its making time"
     assert path.exists() and not adversarial_sets.parts_folder(path).exists(), "parts go once the set is whole"
 
 
@@ -122,8 +128,12 @@ def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monk
     monkeypatch.setattr(Classifier, "on_train_epoch_start", killed_in_the_third_epoch, raising=False)
     with pytest.raises(RuntimeError, match="killed"):
         train(tmp_path / "killed")
+    (notes,) = (tmp_path / "killed" / "surrogates").glob("*.training")
+    first_part = cache.made_seconds(notes / "training")
     resumed = train(tmp_path / "killed")
     assert epochs == [0, 1, 2, 2], "the resumed training runs the third epoch only"
+    (path,) = (tmp_path / "killed" / "surrogates").glob("*.pt")
+    assert cache.made_seconds(path) > first_part > 0, "its making time adds both parts' training"
     whole = train(tmp_path / "whole")
     for (name, a), b in zip(resumed.state_dict().items(), whole.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
@@ -207,6 +217,8 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert twin == "A/fgsm" and flag["white_box_median"] == record["median"]["whitebox/fgsm"]
     assert flag["flag"] == (flag["black_box_median"] < flag["white_box_median"] - 0.02)
     assert record["whitebox"]["masking_margin"] == 0.02 and record["timings_s"]["whitebox_s"] > 0
+    made = record["made_s"]
+    assert all(made[k] > 0 for k in ("defender_surrogate_s", "defender_jsma_train_set_s", "attacker_A_cw_test_set_s"))
     e2, e3 = record["per_epoch"]["2"], record["per_epoch"]["3"]
     for name in sets:  # by hand: the window 2-3 has an even length, its median is the mean of the two
         assert record["max"][name] == max(e2[name], e3[name])

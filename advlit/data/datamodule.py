@@ -12,7 +12,7 @@ from advlit.data.mnist import download_mnist, load_mnist
 from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
-from advlit.study.cache import tensor_digest
+from advlit.study.cache import made_seconds, tensor_digest
 from advlit.study.quality import set_quality
 from advlit.study.surrogate import SurrogateSpec
 
@@ -90,6 +90,7 @@ class MNISTDataModule(TensorData):
         self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
         self.save_hyperparameters()
         self.timings: dict[str, float] = {}
+        self.made: dict[str, float | None] = {}  # seconds each cached stage took to make, wherever it was made
         self.set_quality: dict[str, dict] = {}
 
     @override
@@ -131,6 +132,8 @@ class MNISTDataModule(TensorData):
             self.source_spec, self.train_x, self.train_y, self.augmenter, self.train_digest, hp.cache_dir, hp.progress
         )
         self.timings["defender_surrogate_s"] = time.perf_counter() - start
+        net_path = surrogate.surrogate_path(self.source_spec, self.augmenter, self.train_digest, hp.cache_dir)[1]
+        self.made["defender_surrogate_s"] = made_seconds(net_path)
         sets = {}
         for name, attack in self.attacks.items():
             start = time.perf_counter()
@@ -139,6 +142,8 @@ class MNISTDataModule(TensorData):
                 hp.cache_dir, hp.attack_batch_size, hp.progress,
             )  # fmt: skip
             self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start
+            set_path = adversarial_sets.set_path(key, name, attack, "train", self.train_digest, hp.cache_dir)[1]
+            self.made[f"defender_{name}_train_set_s"] = made_seconds(set_path)
             self.set_quality[f"defender/{name}"] = set_quality(source, self.train_x, self.train_y, sets[name])
         return sets
 

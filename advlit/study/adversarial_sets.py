@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from advlit.attacks import Attack, run_attack
-from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
+from advlit.study.cache import cache_root, content_key, load_tensors, locked, made_seconds, record_made, save_tensors
 from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,10 @@ def make_in_parts(
         part_path, part_meta = folder / f"{a}-{b}.pt", {**meta, "part": [a, b]}
         stored = load_tensors(part_path, part_meta)
         if stored is None or stored["x_adv"].shape != x[a:b].shape:
-            label = f"{desc} (part {i}/{len(spans)})"
+            label, start = f"{desc} (part {i}/{len(spans)})", time.perf_counter()
             part = run_attack(attack, surrogate, x[a:b], y[a:b], batch_size, progress, label)
             save_tensors({"x_adv": part}, part_meta, part_path)
+            record_made(part_path, time.perf_counter() - start)
             stored = {"x_adv": part}
         else:
             log.info("%s: part %d/%d (images %d-%d) loaded from an unfinished run", desc, i, len(spans), a, b)
@@ -108,11 +109,16 @@ def load_or_make(
         desc = f"{attack_name} on {split} set"
         if len(x) > PART_IMAGES:
             x_adv = make_in_parts(attack, surrogate, x, y, meta, path, batch_size, progress, desc)
+            folder = parts_folder(path)  # each part's own time, killed runs' parts included
+            attack_s = sum(made_seconds(folder / f"{a}-{b}.pt") or 0.0 for a, b in part_spans(len(x)))
         else:
             x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=desc)
+            attack_s = time.perf_counter() - start
+        noise_start = time.perf_counter()
         x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
                              for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip
         save_tensors({"x_adv": x_adv, **({"x_noise": x_noise} if controls else {})}, meta, path)
+        record_made(path, attack_s + time.perf_counter() - noise_start)
         shutil.rmtree(parts_folder(path), ignore_errors=True)
         log.info("made the %s set's %s examples in %.0f s", split, attack_name, time.perf_counter() - start)
     return x_adv, x_noise

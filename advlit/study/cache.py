@@ -57,6 +57,24 @@ def atomic_write(data: bytes | memoryview, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def made_path(path: Path) -> Path:
+    """The note beside a cache entry that says how long it took to make."""
+    return path.with_name(path.name + ".made.json")
+
+
+def record_made(path: Path, seconds: float) -> None:
+    """Note beside ``path`` that it took ``seconds`` to make (informational: never part of a key)."""
+    atomic_write(json.dumps({"seconds": round(seconds, 3)}).encode(), made_path(path))
+
+
+def made_seconds(path: Path) -> float | None:
+    """The seconds :func:`record_made` noted for ``path``; None without a (readable) note."""
+    try:
+        return float(json.loads(made_path(path).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def atomic_save(obj: dict, path: Path) -> None:
     """:func:`atomic_write` of ``obj`` as torch.save writes it."""
     buffer = io.BytesIO()

@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
@@ -23,7 +23,7 @@ from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.models.classifier import ARCHS, Classifier, build_network
 from advlit.progress import progress_bar
-from advlit.study.cache import cache_root, content_key, load_tensors, locked, save_tensors
+from advlit.study.cache import cache_root, content_key, load_tensors, locked, made_seconds, record_made, save_tensors
 
 log = logging.getLogger(__name__)
 Role = Literal["defender", "attacker"]
@@ -90,6 +90,23 @@ def surrogate_key(spec: SurrogateSpec, augmenter: Augment, data_digest: str) -> 
     return content_key({"surrogate": dataclasses.asdict(spec), "augmentation": aug, "data": data_digest})
 
 
+class TrainingClock(Callback):
+    """Notes the training seconds so far beside the checkpoints after every epoch; a resumed
+    training adds to the note it finds (:func:`total`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.before = path, made_seconds(path) or 0.0
+
+    def on_train_start(self, trainer: Trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def total(self) -> float:
+        return self.before + time.perf_counter() - getattr(self, "start", time.perf_counter())
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module) -> None:
+        record_made(self.path, self.total())
+
+
 def _train(
     spec: SurrogateSpec, x: torch.Tensor, y: torch.Tensor, augmenter: Augment, progress: bool, resume_dir: Path
 ) -> nn.Module:
@@ -111,13 +128,14 @@ def _train(
         data = TensorData(spec.batch_size, 1000, spec.seed, augmenter, spec.augment)
         data.train_x, data.train_y, data.test_x, data.test_y = x, y, x[:1], y[:1]
         every_epoch = ModelCheckpoint(dirpath=resume_dir, save_top_k=1, enable_version_counter=False)
+        clock = TrainingClock(resume_dir / "training")
         trainer = Trainer(
             accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=1,
             strategy=SingleDeviceStrategy(device),
             max_epochs=spec.epochs, logger=False, enable_model_summary=False,
             enable_progress_bar=progress, limit_val_batches=0, num_sanity_val_steps=0,
-            callbacks=[every_epoch, *([progress_bar()] if progress else [])],
+            callbacks=[every_epoch, clock, *([progress_bar()] if progress else [])],
         )  # fmt: skip
         ckpt = newest_loadable(resume_dir) if resume_dir.is_dir() else None
         if ckpt is not None:
@@ -165,6 +183,7 @@ def load_or_train(
             start = time.perf_counter()
             state = _train(spec, x, y, augmenter, progress, resume_dir).state_dict()
             save_tensors(state, meta, path)
+            record_made(path, made_seconds(resume_dir / "training") or time.perf_counter() - start)
             log.info("trained the %s's surrogate in %.0f s", spec.role, time.perf_counter() - start)
         else:
             log.info("%s's surrogate loaded from the cache (%s)", spec.role, path.name)

@@ -19,7 +19,7 @@ from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
 from advlit.provenance import provenance
 from advlit.study import adversarial_sets, robustness, surrogate
-from advlit.study.cache import atomic_write, tensor_digest
+from advlit.study.cache import atomic_write, made_seconds, tensor_digest
 from advlit.study.quality import set_quality
 from advlit.study.robustness import EIGHT_BIT_SUFFIX, WHITEBOX
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
@@ -162,6 +162,7 @@ class TransferEvaluation(Callback):
         self.timings: dict[str, float] = {}
         self.training_before_s = 0.0  # training time of the earlier parts of a resumed run
         self.earlier_timings: dict[str, float] = {}  # stage times of the run's first part (a resumed run)
+        self.made: dict[str, float | None] = {}  # seconds each cached stage took to make, wherever it was made
         self.data_timings: dict[str, float] = {}
         self.resumed_at: list[int] = []  # the epochs after which the run was resumed
         self.quality: dict[str, dict] = {}
@@ -206,6 +207,8 @@ class TransferEvaluation(Callback):
         net, self.keys[name] = surrogate.load_or_train(spec, data.train_x, data.train_y, data.augmenter,
                                                        data.train_digest, self.cache_dir, progress)  # fmt: skip
         self.timings[f"attacker_{name}_surrogate_s"] = time.perf_counter() - start
+        net_path = surrogate.surrogate_path(spec, data.augmenter, data.train_digest, self.cache_dir)[1]
+        self.made[f"attacker_{name}_surrogate_s"] = made_seconds(net_path)
         for attack_name, attack in self.attacks.items():
             start = time.perf_counter()
             x_adv, x_noise = adversarial_sets.load_or_make(
@@ -213,6 +216,9 @@ class TransferEvaluation(Callback):
                 self.cache_dir, self.attack_batch_size, progress,
             )  # fmt: skip
             self.timings[f"attacker_{name}_{attack_name}_test_set_s"] = time.perf_counter() - start
+            _, set_path = adversarial_sets.set_path(self.keys[name], attack_name, attack, "test", test_digest,
+                                                    self.cache_dir)  # fmt: skip
+            self.made[f"attacker_{name}_{attack_name}_test_set_s"] = made_seconds(set_path)
             sets = [(f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)]
             if self.quantize:
                 sets.append((f"{name}/{attack_name}{EIGHT_BIT_SUFFIX}", to_8bit(x_adv)))
@@ -348,6 +354,7 @@ class TransferEvaluation(Callback):
                           for name, spec in self.specs.items()},
             "attacks": {name: a.params() for name, a in self.attacks.items()},
             "timings_s": self.stage_timings(),
+            "made_s": {**getattr(data, "made", {}), **self.made},
             "test_images": len(self.test_y),
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
