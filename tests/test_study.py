@@ -16,6 +16,7 @@ from advlit.attacks import FGSM, JSMA, CarliniWagnerL2
 from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, cache, surrogate
+from advlit.study import transfer as transfer_mod
 from advlit.study.cache import load_tensors, save_tensors
 from advlit.study.transfer import TransferEvaluation
 from advlit.study.window import window_stats
@@ -309,8 +310,12 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     # (Lightning itself takes the model's and data's settings from the checkpoint; the rest is checked here)
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt), "--transfer.window_start", "1") == 2
     assert "had other settings (transfer.window_start" in capsys.readouterr().err
+    commits = iter(["at the start", "changed while it ran"])
+    monkeypatch.setattr(transfer_mod, "provenance", lambda: {"git_commit": next(commits)})
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
     record = json.loads((resumed / "metrics.json").read_text())
+    assert record["provenance"] == {"git_commit": "at the start"}, "the code the run started from"
+    assert len(record["provenance_earlier_parts"]) == 1 and record["provenance_earlier_parts"][0]["git_commit"]
     before = json.loads((run / "metrics.json").read_text())
     assert sorted(record["per_epoch"]) == ["1", "2", "3", "4"] and record["window"] == [2, 4]
     assert record["per_epoch"]["3"] == before["per_epoch"]["3"]

@@ -163,6 +163,7 @@ class TransferEvaluation(Callback):
         self.training_before_s = 0.0  # training time of the earlier parts of a resumed run
         self.earlier_timings: dict[str, float] = {}  # stage times of the run's first part (a resumed run)
         self.made: dict[str, float | None] = {}  # seconds each cached stage took to make, wherever it was made
+        self.earlier_provenance: list[dict | None] = []  # the code of the earlier parts of a resumed run
         self.data_timings: dict[str, float] = {}
         self.resumed_at: list[int] = []  # the epochs after which the run was resumed
         self.quality: dict[str, dict] = {}
@@ -190,6 +191,7 @@ class TransferEvaluation(Callback):
             raise ConfigError("TransferEvaluation needs advlit's MNISTDataModule")
         self.check_attackers(data, pl_module)
         self.test_y = data.test_y
+        self.started_from = provenance()  # the code this process runs, read before the tree can change
         self.data_timings = getattr(data, "timings", {})
         self.test_sets = {"clean": data.test_x}
         test_digest = tensor_digest(data.test_x, data.test_y)
@@ -359,7 +361,8 @@ class TransferEvaluation(Callback):
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
-            "provenance": provenance(),
+            "provenance": getattr(self, "started_from", None) or provenance(),
+            "provenance_earlier_parts": self.earlier_provenance,
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
         }  # fmt: skip
         atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
@@ -377,7 +380,9 @@ class TransferEvaluation(Callback):
 
     def state_dict(self) -> dict:
         return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history,
-                "timings": self.stage_timings(), "resumed_at": self.resumed_at}  # fmt: skip
+                "timings": self.stage_timings(), "resumed_at": self.resumed_at,
+                "provenance": getattr(self, "started_from", None),
+                "earlier_provenance": self.earlier_provenance}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
@@ -388,3 +393,4 @@ class TransferEvaluation(Callback):
         self.timings["whitebox_s"] = earlier.pop("whitebox_s", 0.0)
         self.earlier_timings = earlier
         self.resumed_at = [*state_dict.get("resumed_at", []), max(self.history, default=0)]
+        self.earlier_provenance = [*state_dict.get("earlier_provenance", []), state_dict.get("provenance")]
