@@ -282,7 +282,7 @@ def plot_table(table: int, runs: dict[str, dict | None], folder: Path) -> list[P
     done = {name: rec for name, rec in runs.items() if rec}
     if not done:
         return []
-    cols = 4
+    cols = min(4, len(done))  # a table with fewer runs done gets a narrower figure, not empty panels
     rows = -(-len(done) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, sharey=True)
     for ax, (name, rec) in zip(axes.flat, done.items(), strict=False):
