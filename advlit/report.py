@@ -397,19 +397,34 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
     return parts
 
 
-def seeds_section(folder: Path, profile: str, tables: list[int], paper: dict, seed0: dict[int, dict]) -> list[str]:
-    """Tables 2-4 over every seed with runs (mean +- std), and the findings per seed; empty for one seed."""
-    loaded_by_seed = {0: seed0}
+def loaded_seed(folder: Path, profile: str, tables) -> dict[int, dict]:
+    """Each table's runs (run name -> metrics.json or None) in one seed's ``folder``; tables without runs left out."""
+    runs = {t: load_runs(folder, t, profile) for t in tables}
+    return {t: r for t, r in runs.items() if any(r.values())}
+
+
+def first_seed(folder: Path, profile: str, tables) -> tuple[int, dict[int, dict]]:
+    """The lowest seed with runs and its runs: seed 0, or the first of ``--seeds 1 2`` run without it."""
     for seed, sub in report_seeds.seed_folders(folder).items():
-        if seed:
-            runs = {t: load_runs(sub, t, profile) for t in seed0}
-            loaded_by_seed[seed] = {t: r for t, r in runs.items() if any(r.values())}
-    if len([k for k, tabs in loaded_by_seed.items() if tabs]) < 2:
+        if loaded := loaded_seed(sub, profile, tables):
+            return seed, loaded
+    return 0, {}
+
+
+def seeds_section(
+    folder: Path, profile: str, tables: list[int], paper: dict, base: dict[int, dict], base_seed: int = 0
+) -> list[str]:
+    """Tables 2-4 over every seed with runs (mean +- std), and the findings per seed; empty for one seed."""
+    loaded_by_seed = {base_seed: base}
+    for seed, sub in report_seeds.seed_folders(folder).items():
+        if seed != base_seed and (runs := loaded_seed(sub, profile, base)):
+            loaded_by_seed[seed] = runs
+    if len(loaded_by_seed) < 2:
         return []
     seeds = ", ".join(map(str, sorted(loaded_by_seed)))
-    parts = [f"## Over seeds {seeds}: median and max, mean ± std (n) [paper]", "",
-             "Every network reseeded per seed (`advlit reproduce --seeds`); the tables above: seed 0.", ""]  # fmt: skip
-    for table in sorted(t for t in tables if t in seed0 and t != 5):
+    intro = f"Every network reseeded per seed (`advlit reproduce --seeds`); the tables above: seed {base_seed}."
+    parts = [f"## Over seeds {seeds}: median and max, mean ± std (n) [paper]", "", intro, ""]
+    for table in sorted(t for t in tables if t in base and t != 5):
         by_seed = {k: tabs.get(table, {}) for k, tabs in loaded_by_seed.items()}
         rows = report_seeds.spread_rows(table, by_seed, paper, MIXES, SETS, value, mix_label)
         parts += [f"### Table {table} over seeds", "", markdown(*rows), ""]
@@ -429,20 +444,20 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
         raise ConfigError(f"{folder} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}")
     paper = paper_numbers()
     out.mkdir(parents=True, exist_ok=True)
-    loaded = {t: load_runs(folder, t, profile) for t in sorted(set(tables) - {5} | ({2, 4} if 5 in tables else set()))}
-    loaded = {t: runs for t, runs in loaded.items() if any(runs.values())}
+    base_seed, loaded = first_seed(folder, profile, sorted(set(tables) - {5} | ({2, 4} if 5 in tables else set())))
     if not loaded:
         raise ConfigError(f"no metrics.json found under {folder} for tables {tables}")
+    which = f" (tables of seed {base_seed}, the lowest with runs)" if base_seed else ""
     parts = [f"# Results: profile `{profile}`", "",
              f"Each cell is `ours (paper)`, accuracy in percent on the black-box test sets of the attacker trained "
              f"like the defender (augmentation or not); `missing` marks a run without metrics.json. Made by "
-             f"`advlit report` from `{folder}`.", ""]  # fmt: skip
+             f"`advlit report` from `{folder}`{which}.", ""]  # fmt: skip
     shown = {t: loaded[t] for t in tables if t in loaded}
     if 5 in tables and (2 in loaded or 4 in loaded):
         shown[5] = {"M": loaded.get(2, {}), "M'": loaded.get(4, {})}
     for table, runs in sorted(shown.items()):
         parts += table_section(table, runs, paper, out)
-    parts += seeds_section(folder, profile, tables, paper, loaded)
+    parts += seeds_section(folder, profile, tables, paper, loaded, base_seed)
     parts += ["## Findings", "", "| finding | verdict | numbers (our medians) |", "|---|---|---|"]
     parts += [f"| {f} | {v} | {n} |" for f, v, n in findings(loaded)]
     parts += ["", "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",

@@ -355,3 +355,17 @@ def test_report_over_seeds_shows_mean_std_and_verdicts_per_seed(tmp_path):
 def test_report_of_one_seed_has_no_seed_section(tmp_path):
     write_table2(tmp_path, PAPERLIKE)
     assert "Over seeds" not in report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+
+
+def test_report_of_seeds_run_without_seed_zero_starts_at_the_lowest(tmp_path):
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "PROFILE").write_text("quick\n")
+    for seed, shift in ((1, 0.02), (2, -0.02)):
+        folder = tmp_path / "quick" / f"seed{seed}"
+        folder.mkdir()
+        (folder / "PROFILE").write_text("quick\n")
+        for mix, medians in PAPERLIKE.items():
+            fake_metrics(folder / "table2" / mix, {k: v + shift for k, v in medians.items()})
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    assert "tables of seed 1, the lowest with runs" in md and "## Over seeds 1, 2" in md
+    assert "| Clean | 99.00 (99.42) |" not in md and "44.00 (42.01)" in md, "the tables show seed 1 (FGSM 0.44)"
