@@ -113,8 +113,7 @@ class AdvlitCLI(LightningCLI):
         inside it and the same settings; anything else would mix two runs in one folder."""
         import yaml
 
-        config_path = Path(log_dir or ".") / "config.yaml"
-        if not log_dir or not config_path.is_file():
+        if not log_dir or not (config_path := Path(log_dir) / "config.yaml").is_file():
             return
         config = self.config[self.subcommand]
         if not resumes_in(config, log_dir):

@@ -27,11 +27,15 @@ def part_spans(n: int) -> list[tuple[int, int]]:
     return [(a, min(a + PART_IMAGES, n)) for a in range(0, n, PART_IMAGES)]
 
 
+def part_path(path: Path, start: int, end: int) -> Path:
+    """The file of the part holding images ``start`` to ``end`` of the set cached at ``path``."""
+    return parts_folder(path) / f"{start}-{end}.pt"
+
+
 def parts_done(path: Path, n: int) -> int:
     """How many of the ``n`` images of the set at ``path`` have a part file (for the plan; each part's
     content is checked when it is loaded)."""
-    folder = parts_folder(path)
-    return sum(b - a for a, b in part_spans(n) if (folder / f"{a}-{b}.pt").is_file())
+    return sum(b - a for a, b in part_spans(n) if part_path(path, a, b).is_file())
 
 
 def make_in_parts(
@@ -41,17 +45,16 @@ def make_in_parts(
     """``x_adv`` of the whole set, made :data:`PART_IMAGES` images at a time, each part saved (and
     checked like any cache entry) so that a killed run makes only the parts it lacks. Attacks are
     batch-consistent, so the parts give the set one pass would; the folder goes once the set is whole."""
-    folder = parts_folder(path)
     spans = part_spans(len(x))
     parts = []
     for i, (a, b) in enumerate(spans, 1):
-        part_path, part_meta = folder / f"{a}-{b}.pt", {**meta, "part": [a, b]}
-        stored = load_tensors(part_path, part_meta)
+        file, part_meta = part_path(path, a, b), {**meta, "part": [a, b]}
+        stored = load_tensors(file, part_meta)
         if stored is None or stored["x_adv"].shape != x[a:b].shape:
             label, start = f"{desc} (part {i}/{len(spans)})", time.perf_counter()
             part = run_attack(attack, surrogate, x[a:b], y[a:b], batch_size, progress, label)
-            save_tensors({"x_adv": part}, part_meta, part_path)
-            record_made(part_path, time.perf_counter() - start)
+            save_tensors({"x_adv": part}, part_meta, file)
+            record_made(file, time.perf_counter() - start)
             stored = {"x_adv": part}
         else:
             log.info("%s: part %d/%d (images %d-%d) loaded from an unfinished run", desc, i, len(spans), a, b)
@@ -109,8 +112,8 @@ def load_or_make(
         desc = f"{attack_name} on {split} set"
         if len(x) > PART_IMAGES:
             x_adv = make_in_parts(attack, surrogate, x, y, meta, path, batch_size, progress, desc)
-            folder = parts_folder(path)  # each part's own time, killed runs' parts included
-            attack_s = sum(made_seconds(folder / f"{a}-{b}.pt") or 0.0 for a, b in part_spans(len(x)))
+            # each part's own time, killed runs' parts included
+            attack_s = sum(made_seconds(part_path(path, a, b)) or 0.0 for a, b in part_spans(len(x)))
         else:
             x_adv = run_attack(attack, surrogate, x, y, batch_size, progress, desc=desc)
             attack_s = time.perf_counter() - start
