@@ -96,9 +96,9 @@ def ablation(
         spec = surrogate.SurrogateSpec(augment=augmenter is not None, seed=seed, epochs=epochs, lr=lr)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as cache:
-            nets[name], _ = surrogate.load_or_train(
+            nets[name] = surrogate.load_or_train(
                 spec, x[:train_images], y[:train_images], augmenter or Augment(), "fragility", cache, progress=False
-            )
+            ).net
         print(f"trained {name!r} in {time.perf_counter() - start:.0f} s", flush=True)
     print(f"\nLeNet5, {train_images:,} training images, {epochs} epochs, Adam {lr:g}, seed {seed}; "
           f"{len(test_y):,} test images; accuracy in %\n")  # fmt: skip

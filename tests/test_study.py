@@ -101,10 +101,11 @@ def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch
     calls.clear()
     monkeypatch.setattr(adversarial_sets, "run_attack", lambda *a, **k: calls.append(len(a[2])) or real_run(*a, **k))
     with pytest.warns(UserWarning, match="corrupt or stale"):
-        x_adv, _ = make()
+        x_adv = make().x_adv
     assert calls == [4, 2], "only the stale and the missing part are made"
     assert torch.equal(x_adv, real_run(attack, model, x, y, 10, False)), "the parts give the one-pass set"
     assert cache.made_seconds(path) is not None, "the set notes its making time"
+    assert make().made_s == cache.made_seconds(path), "a loaded set reports its noted making time"
     assert path.exists() and not adversarial_sets.parts_folder(path).exists(), "parts go once the set is whole"
 
 
@@ -117,7 +118,7 @@ def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monk
     spec = surrogate.SurrogateSpec(epochs=3, batch_size=32, lr=1e-3)
 
     def train(cache):
-        return surrogate.load_or_train(spec, x, y, Augment(), "d", str(cache), progress=False)[0]
+        return surrogate.load_or_train(spec, x, y, Augment(), "d", str(cache), progress=False)
 
     epochs = []
 
@@ -131,11 +132,12 @@ def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monk
         train(tmp_path / "killed")
     (notes,) = (tmp_path / "killed" / "surrogates").glob("*.training")
     first_part = cache.made_seconds(notes / "training")
-    resumed = train(tmp_path / "killed")
+    resumed = train(tmp_path / "killed").net
     assert epochs == [0, 1, 2, 2], "the resumed training runs the third epoch only"
     (path,) = (tmp_path / "killed" / "surrogates").glob("*.pt")
     assert cache.made_seconds(path) > first_part > 0, "its making time adds both parts' training"
-    whole = train(tmp_path / "whole")
+    assert train(tmp_path / "killed").made_s == cache.made_seconds(path), "a loaded surrogate reports its note"
+    whole = train(tmp_path / "whole").net
     for (name, a), b in zip(resumed.state_dict().items(), whole.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{name} differs from the uninterrupted training")
     assert not list((tmp_path / "killed" / "surrogates").glob("*.training")), "its checkpoints go once it is cached"
@@ -179,9 +181,9 @@ def test_attacker_and_defender_never_share_networks_or_examples(mnist_dir, tmp_p
     data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], cache_dir=str(tmp_path), **LIGHT)
     data.setup("fit")
     args = (data.train_x, data.train_y, data.augmenter, data.train_digest, str(tmp_path), False)
-    defender, d_key = surrogate.load_or_train(data.source_spec, *args)
+    defender, d_key, _ = surrogate.load_or_train(data.source_spec, *args)
     callback = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
-    attacker, a_key = surrogate.load_or_train(callback.specs["A"], *args)
+    attacker, a_key, _ = surrogate.load_or_train(callback.specs["A"], *args)
     assert d_key != a_key and callback.specs["A"].seed != data.source_spec.seed
     d_set = FGSM()(defender, data.train_x[:100], data.train_y[:100])
     a_set = FGSM()(attacker, data.train_x[:100], data.train_y[:100])

@@ -12,7 +12,7 @@ from advlit.data.mnist import download_mnist, load_mnist
 from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
-from advlit.study.cache import made_seconds, tensor_digest
+from advlit.study.cache import tensor_digest
 from advlit.study.quality import set_quality
 from advlit.study.surrogate import SurrogateSpec
 
@@ -128,22 +128,20 @@ class MNISTDataModule(TensorData):
         """The defender's adversarial training sets, made on his source network (or loaded)."""
         hp = self.hparams
         start = time.perf_counter()
-        source, key = surrogate.load_or_train(
+        source, key, self.made["defender_surrogate_s"] = surrogate.load_or_train(
             self.source_spec, self.train_x, self.train_y, self.augmenter, self.train_digest, hp.cache_dir, hp.progress
         )
         self.timings["defender_surrogate_s"] = time.perf_counter() - start
-        net_path = surrogate.surrogate_path(self.source_spec, self.augmenter, self.train_digest, hp.cache_dir)[1]
-        self.made["defender_surrogate_s"] = made_seconds(net_path)
         sets = {}
         for name, attack in self.attacks.items():
             start = time.perf_counter()
-            sets[name], _ = adversarial_sets.load_or_make(
+            made = adversarial_sets.load_or_make(
                 source, key, name, attack, "train", self.train_x, self.train_y, self.train_digest,
                 hp.cache_dir, hp.attack_batch_size, hp.progress,
             )  # fmt: skip
+            sets[name] = made.x_adv
             self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start
-            set_path = adversarial_sets.set_path(key, name, attack, "train", self.train_digest, hp.cache_dir)[1]
-            self.made[f"defender_{name}_train_set_s"] = made_seconds(set_path)
+            self.made[f"defender_{name}_train_set_s"] = made.made_s
             self.set_quality[f"defender/{name}"] = set_quality(source, self.train_x, self.train_y, sets[name])
         return sets
 

@@ -4,6 +4,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -13,6 +14,15 @@ from advlit.study.cache import cache_root, content_key, load_tensors, locked, ma
 from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
+
+
+class AdversarialSet(NamedTuple):
+    """A set's examples, its matched-noise control (test sets only), and the seconds its making took."""
+
+    x_adv: torch.Tensor
+    x_noise: torch.Tensor | None
+    made_s: float | None
+
 
 PART_IMAGES = 5_000  # a set in the making is saved every this many images, so a killed run resumes
 
@@ -83,8 +93,8 @@ def load_or_make(
     cache_dir: str | None = None,
     batch_size: int | None = None,
     progress: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(x_adv, x_noise)`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
+) -> AdversarialSet:
+    """``(x_adv, x_noise, made_s)`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
 
     ``x_noise`` is the matched-noise control of ``x_adv`` (:mod:`advlit.study.controls`), made for
     the test split only (None for the training split, which no control is scored on).
@@ -104,7 +114,8 @@ def load_or_make(
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
             log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
             shutil.rmtree(parts_folder(path), ignore_errors=True)  # left behind by a kill after the set was saved
-            return stored["x_adv"].to(x.device), stored["x_noise"].to(x.device) if controls else None
+            x_noise = stored["x_noise"].to(x.device) if controls else None
+            return AdversarialSet(stored["x_adv"].to(x.device), x_noise, made_seconds(path))
         log.info(
             "making the %s set's %s examples on surrogate %s (cached as %s)", split, attack_name, surrogate_key, path
         )
@@ -121,7 +132,8 @@ def load_or_make(
         x_noise = torch.cat([matched_noise(attack, x[i : i + 10_000], x_adv[i : i + 10_000])
                              for i in range(0, len(x), 10_000)]) if controls else None  # fmt: skip
         save_tensors({"x_adv": x_adv, **({"x_noise": x_noise} if controls else {})}, meta, path)
-        record_made(path, attack_s + time.perf_counter() - noise_start)
+        made_s = attack_s + time.perf_counter() - noise_start
+        record_made(path, made_s)
         shutil.rmtree(parts_folder(path), ignore_errors=True)
         log.info("made the %s set's %s examples in %.0f s", split, attack_name, time.perf_counter() - start)
-    return x_adv, x_noise
+    return AdversarialSet(x_adv, x_noise, made_s)

@@ -7,7 +7,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
@@ -27,6 +27,14 @@ from advlit.study.cache import cache_root, content_key, load_tensors, locked, ma
 
 log = logging.getLogger(__name__)
 Role = Literal["defender", "attacker"]
+
+
+class Surrogate(NamedTuple):
+    """A surrogate in eval mode, its cache key, and the seconds its training took (None: not noted)."""
+
+    net: nn.Module
+    key: str
+    made_s: float | None
 
 
 @dataclass(frozen=True)
@@ -167,8 +175,8 @@ def load_or_train(
     data_digest: str,
     cache_dir: str | None = None,
     progress: bool = True,
-) -> tuple[nn.Module, str]:
-    """The surrogate for ``spec`` on ``x.device`` in eval mode, and its cache key.
+) -> Surrogate:
+    """The surrogate for ``spec`` on ``x.device`` in eval mode, its cache key and training time.
 
     Trained on the clean set ``(x, y)`` the first time (resuming a killed training from its last
     epoch), then loaded from the cache. Processes that share the cache wait for the one that trains it.
@@ -190,4 +198,4 @@ def load_or_train(
         shutil.rmtree(resume_dir, ignore_errors=True)
     net = build_network(spec.arch)
     net.load_state_dict(state)
-    return net.to(x.device).eval(), key
+    return Surrogate(net.to(x.device).eval(), key, made_seconds(path))

@@ -19,7 +19,7 @@ from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
 from advlit.provenance import provenance
 from advlit.study import adversarial_sets, robustness, surrogate
-from advlit.study.cache import atomic_write, made_seconds, tensor_digest
+from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.quality import set_quality
 from advlit.study.robustness import EIGHT_BIT_SUFFIX, WHITEBOX
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
@@ -206,21 +206,17 @@ class TransferEvaluation(Callback):
         self.specs[name] = spec
         progress = data.hparams.progress
         start = time.perf_counter()
-        net, self.keys[name] = surrogate.load_or_train(spec, data.train_x, data.train_y, data.augmenter,
-                                                       data.train_digest, self.cache_dir, progress)  # fmt: skip
+        net, self.keys[name], self.made[f"attacker_{name}_surrogate_s"] = surrogate.load_or_train(
+            spec, data.train_x, data.train_y, data.augmenter, data.train_digest, self.cache_dir, progress
+        )
         self.timings[f"attacker_{name}_surrogate_s"] = time.perf_counter() - start
-        net_path = surrogate.surrogate_path(spec, data.augmenter, data.train_digest, self.cache_dir)[1]
-        self.made[f"attacker_{name}_surrogate_s"] = made_seconds(net_path)
         for attack_name, attack in self.attacks.items():
             start = time.perf_counter()
-            x_adv, x_noise = adversarial_sets.load_or_make(
+            x_adv, x_noise, self.made[f"attacker_{name}_{attack_name}_test_set_s"] = adversarial_sets.load_or_make(
                 net, self.keys[name], attack_name, attack, "test", data.test_x, data.test_y, test_digest,
                 self.cache_dir, self.attack_batch_size, progress,
             )  # fmt: skip
             self.timings[f"attacker_{name}_{attack_name}_test_set_s"] = time.perf_counter() - start
-            _, set_path = adversarial_sets.set_path(self.keys[name], attack_name, attack, "test", test_digest,
-                                                    self.cache_dir)  # fmt: skip
-            self.made[f"attacker_{name}_{attack_name}_test_set_s"] = made_seconds(set_path)
             sets = [(f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)]
             if self.quantize:
                 sets.append((f"{name}/{attack_name}{EIGHT_BIT_SUFFIX}", to_8bit(x_adv)))
