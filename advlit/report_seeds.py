@@ -29,9 +29,10 @@ def mean_record(records: list[dict]) -> dict | None:
 
 
 def spread(values: list[float]) -> str:
-    """``mean +- std (n)`` in percent; the sample standard deviation (n - 1), 0 for one value."""
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f} (n={len(values)})"
+    """``mean +- std (n)`` in percent, the sample standard deviation (n - 1); one value has none."""
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f} (n=1)"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f} (n={len(values)})"
 
 
 def spread_rows(
@@ -55,18 +56,32 @@ def spread_rows(
     return header, rows
 
 
+def finished_runs(tables: dict[int, dict]) -> set[tuple[int, str]]:
+    """``(table, run name)`` of each run with a metrics.json."""
+    return {(t, name) for t, runs in tables.items() for name, rec in runs.items() if rec}
+
+
+def complete_seeds(loaded_by_seed: dict[int, dict[int, dict]]) -> list[int]:
+    """The seeds that have every run any seed has: a mean over them compares like with like."""
+    every = set().union(*(finished_runs(tables) for tables in loaded_by_seed.values()))
+    return sorted(k for k, tables in loaded_by_seed.items() if finished_runs(tables) == every)
+
+
 def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple[list[str], list[list[str]]]:
-    """Each finding's verdict per seed, then on the mean medians over the seeds."""
+    """Each finding's verdict per seed, then on the mean medians over the seeds that have every run
+    (a seed still running would otherwise make one finding compare means over different seeds)."""
     seeds = sorted(loaded_by_seed)
     per_seed = {k: findings(tables) for k, tables in loaded_by_seed.items()}
-    tables = {t for tables in loaded_by_seed.values() for t in tables}
+    complete = {k: loaded_by_seed[k] for k in complete_seeds(loaded_by_seed)}
+    tables = {t for tables in complete.values() for t in tables}
     mean_tables = {
-        t: {name: mean_record([r for tabs in loaded_by_seed.values() if (r := tabs.get(t, {}).get(name))])
-            for name in {n for tabs in loaded_by_seed.values() for n in tabs.get(t, {})}}
+        t: {name: mean_record([r for tabs in complete.values() if (r := tabs.get(t, {}).get(name))])
+            for name in {n for tabs in complete.values() for n in tabs.get(t, {})}}
         for t in tables
     }  # fmt: skip
     overall = findings(mean_tables)
-    header = ["finding"] + [f"seed {k}" for k in seeds] + ["mean of the seeds"]
+    mean_label = f"mean of seeds {', '.join(map(str, complete))}" if complete else "mean (no seed has every run)"
+    header = ["finding"] + [f"seed {k}" for k in seeds] + [mean_label]
     rows = []
     for i, (text, verdict, _) in enumerate(overall):
         rows.append([text.split(")")[0] + ")"] + [per_seed[k][i][1] for k in seeds] + [verdict])

@@ -37,6 +37,13 @@ def seed_overrides(seed: int) -> list[str]:
             f"--transfer.attacker_seed_offset={offset}"]  # fmt: skip
 
 
+def check_seed_flags(seeds: list[int], passthrough: list[str]) -> None:
+    """Refuse flags that would override the reseeding (given later, they win: every seed would be one)."""
+    clash = sorted(set(flag_values(seed_overrides(1))) & set(flag_values(passthrough)))
+    if any(seeds) and clash:
+        raise ConfigError(f"--seeds sets {', '.join('--' + k for k in clash)} itself; leave them out")
+
+
 def seed_folder(results: Path, seed: int) -> Path:
     """Seed 0's runs live in the profile's folder itself (as before seeds existed), seed k's in ``seed<k>/``."""
     return results if seed == 0 else results / f"seed{seed}"
@@ -79,6 +86,71 @@ def check_profile(results: Path, profile: str) -> None:
         )
     results.mkdir(parents=True, exist_ok=True)
     marker.write_text(profile + "\n")
+
+
+# Flags that say where a run reads and writes, or how fast it goes, not what it computes: a finished
+# run counts as done whatever they were.
+NOT_COMPARED = {"data.data_dir", "data.download", "data.cache_dir", "data.progress", "data.eval_batch_size",
+                "data.attack_batch_size", "transfer.eval_batch_size", "transfer.attack_batch_size", "threads",
+                "trainer.enable_progress_bar", "ckpt_path"}  # fmt: skip
+
+
+def flag_values(flags: list[str]) -> dict[str, str]:
+    """``{dotted key: value}`` of ``--key=value`` and ``--key value`` flags; ``--config`` files are left out."""
+    values, i = {}, 0
+    while i < len(flags):
+        flag = flags[i]
+        if flag.startswith("--") and "=" in flag:
+            key, value = flag[2:].split("=", 1)
+        elif flag.startswith("--") and i + 1 < len(flags) and not flags[i + 1].startswith("--"):
+            key, value, i = flag[2:], flags[i + 1], i + 1
+        else:
+            key, value = flag[2:] if flag.startswith("--") else flag, "true"
+        if key != "config":
+            values[key] = value
+        i += 1
+    return values
+
+
+def settings_differing(config: dict, flags: list[str]) -> list[str]:
+    """``key: was -> now`` for each flag whose scalar value differs from a finished run's ``config``
+    (its config.yaml); flags in :data:`NOT_COMPARED`, unknown keys and lists or mappings are not compared."""
+    import yaml
+
+    differing = []
+    for key, text in flag_values(flags).items():
+        node, found = config, True
+        for part in key.split("."):
+            if not (isinstance(node, dict) and part in node):
+                found = False
+                break
+            node = node[part]
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if key in NOT_COMPARED or not found or isinstance(node, (dict, list)) or isinstance(value, (dict, list)):
+            continue
+        if value != node and str(value) != str(node):
+            differing.append(f"{key}: {node!r} -> {value!r}")
+    return differing
+
+
+def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str]) -> None:
+    """Refuse a table whose finished runs were made with other values of the flags given now: a
+    finished run is skipped, so counting it would put another setting's numbers in the table."""
+    import yaml
+
+    for run in runs:
+        config_path = run_folder(results, run) / "config.yaml"
+        if not (run_folder(results, run) / "metrics.json").exists() or not config_path.is_file():
+            continue
+        differing = settings_differing(yaml.safe_load(config_path.read_text()) or {}, passthrough)
+        if differing:
+            raise ConfigError(
+                f"{run_folder(results, run)} finished with other settings ({'; '.join(differing)}); "
+                "use another --results folder"
+            )
 
 
 def run_folder(results: Path, run: Run) -> Path:
@@ -156,15 +228,18 @@ def reproduce(
     """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
     :func:`seed_overrides`); returns the number of failed runs. A run killed mid-way resumes from
     its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far)."""
+    check_seed_flags([seed], passthrough)
     passthrough = [*seed_overrides(seed), *passthrough]
-    results = seed_folder(results, seed)
+    profile_folder, results = results, seed_folder(results, seed)
     runs = grid(table, profile)
     if only:
         unknown = sorted(set(only) - {r.name for r in runs})
         if unknown:
             raise ConfigError(f"--runs {unknown} are not runs of table {table}; choose from {[r.name for r in runs]}")
         runs = [r for r in runs if r.name in only]
+    check_finished_runs(runs, results, passthrough)
     if not dry_run:
+        check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
         check_profile(results, profile)
     failed, done, start = [], 0, time.perf_counter()
     for i, run in enumerate(runs, 1):
@@ -179,6 +254,10 @@ def reproduce(
         with run_lock(folder) as mine:
             if not mine:
                 print(f"{tag}: running in another process; skipped", flush=True)
+                continue
+            if (folder / "metrics.json").exists():  # finished by another process since the check above
+                print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
+                done += 1
                 continue
             code = launch(tag, results, run, folder, passthrough, restart)
         if code != 0:
@@ -218,6 +297,7 @@ def main(argv: list[str]) -> None:
     )
     args, passthrough = parser.parse_known_args(argv)
     try:
+        check_seed_flags(args.seeds, passthrough)
         failed = 0
         for seed in args.seeds:
             if len(args.seeds) > 1:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from advlit import report as report_mod
+from advlit import report_seeds
 from advlit import reproduce as reproduce_mod
 from advlit.errors import ConfigError
 from advlit.reproduce import grid, run_folder
@@ -327,6 +328,59 @@ def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monke
         reproduce_mod.seed_overrides(-1)
 
 
+def test_seeds_refuse_flags_that_would_undo_the_reseeding(tmp_path, monkeypatch):
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    with pytest.raises(ConfigError, match="--data.seed"):
+        reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--data.seed", "5"], only=["clean"], seed=1)
+    with pytest.raises(ConfigError, match="--seed_everything"):
+        reproduce_mod.check_seed_flags([0, 1], ["--seed_everything=7"])
+    reproduce_mod.check_seed_flags([0], ["--seed_everything=7"])  # one seed, the user's own
+
+
+def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path, monkeypatch):
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=1)
+    assert (tmp_path / "quick" / "PROFILE").read_text() == "quick\n"
+    assert (tmp_path / "quick" / "seed1" / "PROFILE").read_text() == "quick\n"
+
+
+def test_a_finished_run_made_with_other_flag_values_is_refused_not_counted(tmp_path, monkeypatch):
+    import yaml
+
+    results = tmp_path / "quick"
+    run = grid(2, "quick")[0]
+    fake_metrics(run_folder(results, run), {"clean": 0.99})
+    config = {"data": {"data_dir": "/elsewhere", "train_limit": 10000, "attack_params": {"cw": {"lr": 0.1}}}}
+    (run_folder(results, run) / "config.yaml").write_text(yaml.safe_dump(config))
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    same = ["--data.data_dir", "../data", "--data.train_limit=10000", "--data.attack_params={cw: {lr: 1}}"]
+    assert reproduce_mod.reproduce(2, "quick", results, same, only=[run.name]) == 0
+    assert not calls, "where MNIST lies, and mappings, are not compared: the run is done"
+    with pytest.raises(ConfigError, match=r"data.train_limit: 10000 -> 100\b"):
+        reproduce_mod.reproduce(2, "quick", results, ["--data.train_limit", "100"])
+    assert not calls, "refused before any run starts"
+
+
+def test_a_run_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch, capsys):
+    import contextlib
+
+    results = tmp_path / "quick"
+    run = grid(2, "quick")[0]
+
+    @contextlib.contextmanager
+    def lock_taken_after_the_other_finished(folder):
+        fake_metrics(folder, {"clean": 0.99})
+        yield True
+
+    monkeypatch.setattr(reproduce_mod, "run_lock", lock_taken_after_the_other_finished)
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True) == 0
+    assert not calls and (run_folder(results, run) / "metrics.json").exists(), "never rerun nor deleted"
+    assert "done already" in capsys.readouterr().out
+
+
 def test_a_reseeded_run_trains_other_attacker_networks(capsys):
     from conftest import run_cli
 
@@ -349,7 +403,23 @@ def test_report_over_seeds_shows_mean_std_and_verdicts_per_seed(tmp_path):
     assert "## Over seeds 0, 1, 2" in md
     clean_row = next(line for line in md.splitlines() if line.startswith("| Clean |") and "±" in line)
     assert "42.00 ± 2.00 (n=3) [42.01]" in clean_row  # FGSM median: 0.42, 0.44, 0.40
-    assert "| finding | seed 0 | seed 1 | seed 2 | mean of the seeds |" in md
+    assert "| finding | seed 0 | seed 1 | seed 2 | mean of seeds 0, 1, 2 |" in md
+
+
+def test_seed_spread_shows_n_and_the_findings_mean_only_seeds_with_every_run(tmp_path):
+    write_table2(tmp_path, PAPERLIKE)  # seed 0
+    for seed, mixes in ((1, PAPERLIKE), (2, {"clean": PAPERLIKE["clean"]})):  # seed 2 still running
+        folder = tmp_path / "quick" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "PROFILE").write_text("quick\n")
+        for mix, medians in mixes.items():
+            fake_metrics(folder / "table2" / mix, {k: v + 0.02 for k, v in medians.items()})
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    assert "| finding | seed 0 | seed 1 | seed 2 | mean of seeds 0, 1 |" in md
+    fgsm_row = next(line for line in md.splitlines() if line.startswith("| FGSM |") and "n=2" in line)
+    assert "61.00 ± 1.41 (n=2)" in fgsm_row, "FGSM-trained, JSMA set: 0.60 and 0.62, seed 2 has no such run"
+    assert any(line.startswith("| Clean |") and "(n=3)" in line for line in md.splitlines())
+    assert report_seeds.spread([0.5]) == "50.00 (n=1)", "one value has no spread to show"
 
 
 def test_report_of_one_seed_has_no_seed_section(tmp_path):
