@@ -50,6 +50,28 @@ def test_cache_files_are_checked_on_load(tmp_path):
     assert cache.made_seconds(path) is None
 
 
+def test_a_set_is_made_again_for_a_surrogate_with_other_weights_under_the_same_key(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+
+    def make(net):
+        return adversarial_sets.load_or_make(net, "net", "fgsm", FGSM(0.2), "test", x, y, "d", str(tmp_path), 3, False)
+
+    first = make(model).x_adv
+    _, path = adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "test", "d", str(tmp_path))
+    stored = torch.load(path, weights_only=True)
+    legacy = {k: v for k, v in stored["meta"].items() if k != adversarial_sets.WEIGHTS}
+    save_tensors(stored["tensors"], legacy, path)  # written before sets carried their surrogate's weights
+    assert torch.equal(make(model).x_adv, first), "an older entry without the weights digest is still read"
+    assert adversarial_sets.WEIGHTS not in torch.load(path, weights_only=True)["meta"], "read, not made again"
+    retrained = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # same key, other weights
+    save_tensors(stored["tensors"], stored["meta"], path)
+    with pytest.warns(UserWarning, match="corrupt or stale"):
+        again = make(retrained).x_adv
+    assert torch.equal(again, FGSM(0.2)(retrained, x, y)), "made on the network it is now asked for"
+
+
 @pytest.fixture
 def counters(monkeypatch):
     """Counts surrogate trainings and attack runs."""
@@ -312,6 +334,13 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     # (Lightning itself takes the model's and data's settings from the checkpoint; the rest is checked here)
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt), "--transfer.window_start", "1") == 2
     assert "had other settings (transfer.window_start" in capsys.readouterr().err
+    tampered = resumed / "checkpoints" / "tampered.ckpt"
+    state = torch.load(ckpt, weights_only=False)
+    state["callbacks"]["TransferEvaluation"]["set_digests"]["A/fgsm"] = "a set made on other weights"
+    torch.save(state, tampered)
+    assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(tampered)) == 2
+    assert "test sets A/fgsm differ from those this run's first epochs" in capsys.readouterr().err
+    tampered.unlink()
     commits = iter(["at the start", "changed while it ran"])
     monkeypatch.setattr(transfer_mod, "provenance", lambda: {"git_commit": next(commits)})
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0

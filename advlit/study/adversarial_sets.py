@@ -10,7 +10,16 @@ import torch
 from torch import nn
 
 from advlit.attacks import Attack, run_attack
-from advlit.study.cache import cache_root, content_key, load_tensors, locked, made_seconds, record_made, save_tensors
+from advlit.study.cache import (
+    cache_root,
+    content_key,
+    load_tensors,
+    locked,
+    made_seconds,
+    record_made,
+    save_tensors,
+    tensor_digest,
+)
 from advlit.study.controls import NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
@@ -23,6 +32,11 @@ class AdversarialSet(NamedTuple):
     x_noise: torch.Tensor | None
     made_s: float | None
 
+
+# The digest of the weights of the surrogate a set was made on, in the set's meta: a surrogate made
+# again under the same key (its cache entry deleted, another device's training) never reuses the sets
+# of the old one. Entries written before it existed carry none and are still read.
+WEIGHTS = "surrogate_weights"
 
 PART_IMAGES = 5_000  # a set in the making is saved every this many images, so a killed run resumes
 
@@ -59,7 +73,7 @@ def make_in_parts(
     parts = []
     for i, (a, b) in enumerate(spans, 1):
         file, part_meta = part_path(path, a, b), {**meta, "part": [a, b]}
-        stored = load_tensors(file, part_meta)
+        stored = load_tensors(file, part_meta, frozenset({WEIGHTS}))
         if stored is None or stored["x_adv"].shape != x[a:b].shape:
             label, start = f"{desc} (part {i}/{len(spans)})", time.perf_counter()
             part = run_attack(attack, surrogate, x[a:b], y[a:b], batch_size, progress, label)
@@ -70,6 +84,11 @@ def make_in_parts(
             log.info("%s: part %d/%d (images %d-%d) loaded from an unfinished run", desc, i, len(spans), a, b)
         parts.append(stored["x_adv"].to(x.device, x.dtype))
     return torch.cat(parts)
+
+
+def weights_digest(net: nn.Module) -> str:
+    """SHA-256 of a network's weights and buffers."""
+    return tensor_digest(*net.state_dict().values())
 
 
 def set_path(
@@ -108,9 +127,9 @@ def load_or_make(
     key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
     controls = split == "test"
     meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
-            "noise_seed": NOISE_SEED if controls else None}  # fmt: skip
+            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights_digest(surrogate)}  # fmt: skip
     with locked(path):
-        stored = load_tensors(path, meta)
+        stored = load_tensors(path, meta, frozenset({WEIGHTS}))
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
             log.info("%s set's %s examples loaded from the cache (%s)", split, attack_name, path.name)
             shutil.rmtree(parts_folder(path), ignore_errors=True)  # left behind by a kill after the set was saved

@@ -88,13 +88,21 @@ def save_tensors(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> No
     atomic_save({"meta": meta, "tensors": cpu, "digest": tensor_digest(*cpu.values())}, path)
 
 
-def load_tensors(path: Path, meta: dict) -> dict[str, torch.Tensor] | None:
-    """The tensors saved at ``path`` if the file is whole and matches ``meta``; else None with a warning."""
+def meta_matches(stored: dict, meta: dict, added: frozenset[str] = frozenset()) -> bool:
+    """Whether a stored entry's meta is ``meta``; keys in ``added`` (added to the meta after the entry
+    may have been written) are compared only where the stored meta has them."""
+    missing = {k for k in added if k not in stored}
+    return stored == {k: v for k, v in meta.items() if k not in missing}
+
+
+def load_tensors(path: Path, meta: dict, added: frozenset[str] = frozenset()) -> dict[str, torch.Tensor] | None:
+    """The tensors saved at ``path`` if the file is whole and matches ``meta`` (see :func:`meta_matches`
+    for ``added``); else None with a warning."""
     if not path.exists():
         return None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-        ok = obj["meta"] == meta and obj["digest"] == tensor_digest(*obj["tensors"].values())
+        ok = meta_matches(obj["meta"], meta, added) and obj["digest"] == tensor_digest(*obj["tensors"].values())
     except Exception as err:  # a truncated or foreign file is never trusted
         ok, obj = False, err
     if not ok:

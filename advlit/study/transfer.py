@@ -169,6 +169,7 @@ class TransferEvaluation(Callback):
         self.quality: dict[str, dict] = {}
         self.keys: dict[str, str] = {}
         self.test_sets: dict[str, torch.Tensor] = {}
+        self.set_digests: dict[str, str] = {}  # each test set's SHA-256, checked when a run resumes
 
     @property
     def state_key(self) -> str:
@@ -200,6 +201,7 @@ class TransferEvaluation(Callback):
                 self.make_attacker_sets(
                     data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest
                 )
+        self.set_digests = {name: tensor_digest(x) for name, x in self.test_sets.items()}
 
     def make_attacker_sets(self, data, name: str, spec: SurrogateSpec, test_digest: str) -> None:
         """Train (or load) one attacker's network, then make (or load) his sets and controls."""
@@ -378,9 +380,20 @@ class TransferEvaluation(Callback):
         return {"history": self.history, "histograms": self.histograms, "subset_history": self.subset_history,
                 "timings": self.stage_timings(), "resumed_at": self.resumed_at,
                 "provenance": getattr(self, "started_from", None),
-                "earlier_provenance": self.earlier_provenance}  # fmt: skip
+                "earlier_provenance": self.earlier_provenance, "set_digests": self.set_digests}  # fmt: skip
+
+    def check_same_sets(self, earlier: dict[str, str]) -> None:
+        """A resumed run must score its later epochs on the sets its earlier epochs were scored on."""
+        now = self.set_digests
+        changed = sorted(name for name, digest in earlier.items() if name in now and now[name] != digest)
+        if changed:
+            raise ConfigError(
+                f"the test sets {', '.join(changed)} differ from those this run's first epochs were scored on "
+                "(the cache was made again); start the run over (advlit reproduce --restart)"
+            )
 
     def load_state_dict(self, state_dict: dict) -> None:
+        self.check_same_sets(state_dict.get("set_digests", {}))  # runs checkpointed before the digests: none
         self.history = {int(e): accs for e, accs in state_dict["history"].items()}
         self.histograms = state_dict.get("histograms", {})
         self.subset_history = {int(e): accs for e, accs in state_dict.get("subset_history", {}).items()}
