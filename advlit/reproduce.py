@@ -249,7 +249,9 @@ def reproduce(
             done += 1
             continue
         if dry_run:
-            print(f"{tag}: {' '.join(fit_command(results, run, passthrough)[2:])}", flush=True)
+            resume_from = None if restart else last_checkpoint(folder)
+            where = f"resumes from {resume_from.name}: " if resume_from else ""
+            print(f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from)[2:])}", flush=True)
             continue
         with run_lock(folder) as mine:
             if not mine:

@@ -68,6 +68,11 @@ def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
     fake_metrics(run_folder(tmp_path / "quick", grid(2, "quick")[0]), {"clean": 0.99})
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "table 2 (quick): 7 to run, 1 done (dry run: nothing ran)"
+    ckpts = run_folder(tmp_path / "quick", grid(2, "quick")[1]) / "checkpoints"
+    ckpts.mkdir(parents=True)
+    torch.save({"epoch": 3, "state_dict": {}}, ckpts / "epoch=3-step=4.ckpt")
+    reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"])
+    assert "[1/1] fgsm: resumes from epoch=3-step=4.ckpt: advlit fit" in capsys.readouterr().out, "the run in progress"
 
 
 def test_unknown_table_or_profile():
