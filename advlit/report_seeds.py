@@ -56,13 +56,17 @@ def spread_rows(
     return header, rows
 
 
+FINDING_TABLES = (2, 4)  # the tables the findings read (Table 5 is their runs)
+
+
 def finished_runs(tables: dict[int, dict]) -> set[tuple[int, str]]:
-    """``(table, run name)`` of each run with a metrics.json."""
-    return {(t, name) for t, runs in tables.items() for name, rec in runs.items() if rec}
+    """``(table, run name)`` of each run of :data:`FINDING_TABLES` with a metrics.json."""
+    return {(t, name) for t, runs in tables.items() if t in FINDING_TABLES for name, rec in runs.items() if rec}
 
 
 def complete_seeds(loaded_by_seed: dict[int, dict[int, dict]]) -> list[int]:
-    """The seeds that have every run any seed has: a mean over them compares like with like."""
+    """The seeds that have every run of the findings' tables that any seed has: a mean over them
+    compares like with like."""
     every = set().union(*(finished_runs(tables) for tables in loaded_by_seed.values()))
     return sorted(k for k, tables in loaded_by_seed.items() if finished_runs(tables) == every)
 

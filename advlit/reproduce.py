@@ -13,6 +13,7 @@ from pathlib import Path
 
 from advlit.checkpoints import newest_loadable
 from advlit.errors import ConfigError
+from advlit.run_settings import differing_settings, flag_values, record_flags
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
@@ -88,68 +89,14 @@ def check_profile(results: Path, profile: str) -> None:
     marker.write_text(profile + "\n")
 
 
-# Flags that say where a run reads and writes, or how fast it goes, not what it computes: a finished
-# run counts as done whatever they were.
-NOT_COMPARED = {"data.data_dir", "data.download", "data.cache_dir", "data.progress", "data.eval_batch_size",
-                "data.attack_batch_size", "transfer.eval_batch_size", "transfer.attack_batch_size", "threads",
-                "trainer.enable_progress_bar", "ckpt_path"}  # fmt: skip
-
-
-def flag_values(flags: list[str]) -> dict[str, str]:
-    """``{dotted key: value}`` of ``--key=value`` and ``--key value`` flags; ``--config`` files are left out."""
-    values, i = {}, 0
-    while i < len(flags):
-        flag = flags[i]
-        if flag.startswith("--") and "=" in flag:
-            key, value = flag[2:].split("=", 1)
-        elif flag.startswith("--") and i + 1 < len(flags) and not flags[i + 1].startswith("--"):
-            key, value, i = flag[2:], flags[i + 1], i + 1
-        else:
-            key, value = flag[2:] if flag.startswith("--") else flag, "true"
-        if key != "config":
-            values[key] = value
-        i += 1
-    return values
-
-
-def settings_differing(config: dict, flags: list[str]) -> list[str]:
-    """``key: was -> now`` for each flag whose scalar value differs from a finished run's ``config``
-    (its config.yaml); flags in :data:`NOT_COMPARED`, unknown keys and lists or mappings are not compared."""
-    import yaml
-
-    differing = []
-    for key, text in flag_values(flags).items():
-        node, found = config, True
-        for part in key.split("."):
-            if not (isinstance(node, dict) and part in node):
-                found = False
-                break
-            node = node[part]
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        if key in NOT_COMPARED or not found or isinstance(node, (dict, list)) or isinstance(value, (dict, list)):
-            continue
-        if value != node and str(value) != str(node):
-            differing.append(f"{key}: {node!r} -> {value!r}")
-    return differing
-
-
 def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str]) -> None:
-    """Refuse a table whose finished runs were made with other values of the flags given now: a
-    finished run is skipped, so counting it would put another setting's numbers in the table."""
-    import yaml
-
+    """Refuse a table whose finished runs were made with other settings than the flags given now
+    (:func:`advlit.run_settings.differing_settings`), before any run starts."""
     for run in runs:
-        config_path = run_folder(results, run) / "config.yaml"
-        if not (run_folder(results, run) / "metrics.json").exists() or not config_path.is_file():
-            continue
-        differing = settings_differing(yaml.safe_load(config_path.read_text()) or {}, passthrough)
-        if differing:
+        folder = run_folder(results, run)
+        if (folder / "metrics.json").exists() and (differing := differing_settings(folder, passthrough)):
             raise ConfigError(
-                f"{run_folder(results, run)} finished with other settings ({'; '.join(differing)}); "
-                "use another --results folder"
+                f"{folder} finished with other settings ({'; '.join(differing)}); use another --results folder"
             )
 
 
@@ -195,24 +142,63 @@ def run_lock(folder: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
+    """How an unfinished run starts: ``("resume", checkpoint)``, ``("stuck", None)`` (checkpoints
+    that do not load: never deleted, the run fails), ``("over", None)`` (its folder goes first) or ``("new", None)``."""
+    resume_from = None if restart else last_checkpoint(folder)
+    if resume_from:
+        return "resume", resume_from
+    if not restart and any((folder / "checkpoints").glob("*.ckpt")):
+        return "stuck", None
+    return ("over" if folder.exists() else "new"), None
+
+
 def launch(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> int:
     """Run one unfinished run: resumed from its last checkpoint, or from epoch 0 (``restart``, or no
     checkpoint); its exit code. Checkpoints that exist but do not load stop the run (never deleted)."""
-    resume_from = None if restart else last_checkpoint(folder)
-    if resume_from is None and not restart and any((folder / "checkpoints").glob("*.ckpt")):
+    how, resume_from = start_point(folder, restart)
+    if how == "stuck":
         print(f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over", flush=True)
         return 1
-    if resume_from:
+    if how == "resume":
         print(f"{tag}: resuming from {resume_from}", flush=True)
-    elif folder.exists():
+    elif how == "over":
         print(f"{tag}: starting over; removing the unfinished run's {folder}", flush=True)
         shutil.rmtree(folder)
+    record_flags(folder, passthrough)
     cmd = fit_command(results, run, passthrough, resume_from)
     print(f"{tag}: {' '.join(cmd[2:])}", flush=True)
     t0 = time.perf_counter()
     code = subprocess.call(cmd)
     print(f"{tag}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s", flush=True)
     return code
+
+
+def dry_run_line(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> str:
+    """What :func:`launch` would do with the run, in one line."""
+    how, resume_from = start_point(folder, restart)
+    if how == "stuck":
+        return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over"
+    where = {"resume": f"resumes from {resume_from.name if resume_from else ''}: ",
+             "over": "starts over, removing its unfinished folder: ", "new": ""}[how]  # fmt: skip
+    return f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from)[2:])}"
+
+
+def table_runs(table: int, profile: str, only: list[str] | None = None) -> list[Run]:
+    """The runs of the table, or only those named in ``only`` (a ConfigError naming unknown ones)."""
+    runs = grid(table, profile)
+    if only:
+        unknown = sorted(set(only) - {r.name for r in runs})
+        if unknown:
+            raise ConfigError(f"--runs {unknown} are not runs of table {table}; choose from {[r.name for r in runs]}")
+        runs = [r for r in runs if r.name in only]
+    return runs
+
+
+def seeded_flags(seed: int, passthrough: list[str]) -> list[str]:
+    """The extra flags of every run of ``seed``: its reseeding, then the user's."""
+    check_seed_flags([seed], passthrough)
+    return [*seed_overrides(seed), *passthrough]
 
 
 def reproduce(
@@ -228,15 +214,9 @@ def reproduce(
     """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
     :func:`seed_overrides`); returns the number of failed runs. A run killed mid-way resumes from
     its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far)."""
-    check_seed_flags([seed], passthrough)
-    passthrough = [*seed_overrides(seed), *passthrough]
+    passthrough = seeded_flags(seed, passthrough)
     profile_folder, results = results, seed_folder(results, seed)
-    runs = grid(table, profile)
-    if only:
-        unknown = sorted(set(only) - {r.name for r in runs})
-        if unknown:
-            raise ConfigError(f"--runs {unknown} are not runs of table {table}; choose from {[r.name for r in runs]}")
-        runs = [r for r in runs if r.name in only]
+    runs = table_runs(table, profile, only)
     check_finished_runs(runs, results, passthrough)
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
@@ -249,17 +229,18 @@ def reproduce(
             done += 1
             continue
         if dry_run:
-            resume_from = None if restart else last_checkpoint(folder)
-            where = f"resumes from {resume_from.name}: " if resume_from else ""
-            print(f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from)[2:])}", flush=True)
+            print(dry_run_line(tag, results, run, folder, passthrough, restart), flush=True)
             continue
         with run_lock(folder) as mine:
             if not mine:
                 print(f"{tag}: running in another process; skipped", flush=True)
                 continue
             if (folder / "metrics.json").exists():  # finished by another process since the check above
-                print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
-                done += 1
+                if differing := differing_settings(folder, passthrough):
+                    print(f"{tag}: FAILED: finished meanwhile with other settings ({'; '.join(differing)})")
+                    failed.append(run.name)
+                else:
+                    print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
                 continue
             code = launch(tag, results, run, folder, passthrough, restart)
         if code != 0:
@@ -300,6 +281,10 @@ def main(argv: list[str]) -> None:
     args, passthrough = parser.parse_known_args(argv)
     try:
         check_seed_flags(args.seeds, passthrough)
+        runs = table_runs(args.table, args.profile, args.runs)
+        for seed in args.seeds:  # every seed's finished runs, before any run starts
+            folder = seed_folder(args.results / args.profile, seed)
+            check_finished_runs(runs, folder, seeded_flags(seed, passthrough))
         failed = 0
         for seed in args.seeds:
             if len(args.seeds) > 1:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from advlit import report_seeds
 from advlit import reproduce as reproduce_mod
 from advlit.errors import ConfigError
 from advlit.reproduce import grid, run_folder
+from advlit.run_settings import differing_settings, record_flags
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -73,6 +75,11 @@ def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
     torch.save({"epoch": 3, "state_dict": {}}, ckpts / "epoch=3-step=4.ckpt")
     reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"])
     assert "[1/1] fgsm: resumes from epoch=3-step=4.ckpt: advlit fit" in capsys.readouterr().out, "the run in progress"
+    reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"], restart=True)
+    assert "fgsm: starts over, removing its unfinished folder: advlit fit" in capsys.readouterr().out
+    (ckpts / "epoch=3-step=4.ckpt").write_bytes(b"cut short")
+    reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"])
+    assert "fgsm: would FAIL: no checkpoint in" in capsys.readouterr().out, "as the run itself would"
 
 
 def test_unknown_table_or_profile():
@@ -96,7 +103,8 @@ def fake_metrics(path: Path, medians: dict[str, float], window=(5, 10), augment:
     spec = {"seed": 2, "augment": True}
     record = {"window": list(window), "max": flat, "median": flat, "per_epoch": per_epoch,
               "test_images": 2000, "timings_s": {"training_s": 10.0}, "defender": {"augment": augment},
-              "attackers": {"A": {"spec": spec}, "Ap": {"spec": {**spec, "augment": False}}}}  # fmt: skip
+              "attackers": {"A": {"spec": spec}, "Ap": {"spec": {**spec, "augment": False}}},
+              "config": "data: {train_limit: null}\n"}  # fmt: skip
     (path / "metrics.json").write_text(json.dumps(record))
 
 
@@ -136,7 +144,8 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     calls.clear()
     reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True)
     assert not any(a.startswith("--ckpt_path") for a in calls[0]), "--restart starts from epoch 0"
-    assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
+    left = [f.name for f in run_folder(results, run).iterdir()]
+    assert left == ["reproduce_flags.json"], "the unfinished run's files go, so its config.yaml cannot block"
 
 
 def test_checkpoints_that_do_not_load_stop_the_run_and_are_kept(tmp_path, monkeypatch, capsys):
@@ -349,22 +358,72 @@ def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path
     assert (tmp_path / "quick" / "seed1" / "PROFILE").read_text() == "quick\n"
 
 
-def test_a_finished_run_made_with_other_flag_values_is_refused_not_counted(tmp_path, monkeypatch):
+def finished_run(results: Path, config: dict, flags: list[str] | None = None) -> Path:
+    """A finished run of Table 2 Clean with this config.yaml (and launch flags noted, if given)."""
     import yaml
 
-    results = tmp_path / "quick"
-    run = grid(2, "quick")[0]
-    fake_metrics(run_folder(results, run), {"clean": 0.99})
-    config = {"data": {"data_dir": "/elsewhere", "train_limit": 10000, "attack_params": {"cw": {"lr": 0.1}}}}
-    (run_folder(results, run) / "config.yaml").write_text(yaml.safe_dump(config))
-    calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    same = ["--data.data_dir", "../data", "--data.train_limit=10000", "--data.attack_params={cw: {lr: 1}}"]
-    assert reproduce_mod.reproduce(2, "quick", results, same, only=[run.name]) == 0
-    assert not calls, "where MNIST lies, and mappings, are not compared: the run is done"
-    with pytest.raises(ConfigError, match=r"data.train_limit: 10000 -> 100\b"):
-        reproduce_mod.reproduce(2, "quick", results, ["--data.train_limit", "100"])
-    assert not calls, "refused before any run starts"
+    folder = run_folder(results, grid(2, "quick")[0])
+    fake_metrics(folder, {"clean": 0.99})
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    if flags is not None:
+        record_flags(folder, flags)
+    return folder
+
+
+CONFIG = {"model": {"lr": 0.001}, "data": {"data_dir": "/elsewhere", "train_limit": 10000, "augment": True,
+          "attack_params": {"cw": {"lr": 0.1, "max_iterations": 100}}}, "trainer": {"max_epochs": 10}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--data.data_dir", "../data"],  # where MNIST lies is not a setting
+        ["--model.lr=1e-3", "--data.train_limit", "10000"],  # numbers by value, both flag forms
+        ["--data.augment=true", "--data.attack_params={cw: {lr: 0.1}}"],  # booleans; a mapping's given keys
+        ["--trainer.logger.init_args.save_dir=x"],  # the logger says where, not what
+    ],
+)
+def test_a_finished_run_counts_as_done_for_its_own_settings(tmp_path, monkeypatch, flags):
+    finished_run(tmp_path / "quick", CONFIG)
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a finished run was run again"))
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags, only=["clean"]) == 0
+
+
+@pytest.mark.parametrize(
+    "flags, noted, message",
+    [
+        (["--data.train_limit", "100"], None, r"data.train_limit: 10000 -> 100\b"),
+        (["--model.lr=1e-4"], None, r"model.lr: 0.001 -> 1e-4"),
+        (["--data.augment=false"], None, "data.augment: True -> false"),
+        (["--data.attack_params={cw: {lr: 1}}"], None, "data.attack_params"),
+        ([], ["--trainer.max_epochs=10"], r"--trainer.max_epochs=10 then, not given now"),
+    ],
+)
+def test_a_finished_run_made_with_other_settings_stops_the_table(tmp_path, monkeypatch, flags, noted, message):
+    finished_run(tmp_path / "quick", CONFIG, noted)
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("refused before any run starts"))
+    with pytest.raises(ConfigError, match=message):
+        reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags)
+
+
+def test_a_finished_run_without_config_yaml_is_checked_against_its_metrics_copy(tmp_path):
+    import yaml
+
+    folder = finished_run(tmp_path, CONFIG)
+    (folder / "config.yaml").unlink()
+    record = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**record, "config": yaml.safe_dump(CONFIG)}))
+    assert differing_settings(folder, ["--data.train_limit=100"]) == ["data.train_limit: 10000 -> 100"]
+    (folder / "metrics.json").write_text(json.dumps({**record, "config": None}))
+    assert differing_settings(folder, []) == ["no config.yaml to compare its settings with"]
+
+
+def test_every_seed_is_checked_before_the_first_seed_runs(tmp_path, monkeypatch, capsys):
+    finished_run(tmp_path / "quick" / "seed1", {**CONFIG, "seed_everything": 999})
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("seed 0 ran before seed 1 was checked"))
+    with pytest.raises(SystemExit) as exit_:
+        reproduce_mod.main(["--table", "2", "--profile", "quick", "--results", str(tmp_path), "--seeds", "0", "1"])
+    assert exit_.value.code == 2 and "seed_everything: 999 -> 1000" in capsys.readouterr().err
 
 
 def test_a_run_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, monkeypatch, capsys):
@@ -384,6 +443,9 @@ def test_a_run_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, 
     assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True) == 0
     assert not calls and (run_folder(results, run) / "metrics.json").exists(), "never rerun nor deleted"
     assert "done already" in capsys.readouterr().out
+    shutil.rmtree(run_folder(results, run))
+    assert reproduce_mod.reproduce(2, "quick", results, ["--data.train_limit=5"], only=[run.name]) == 1
+    assert "finished meanwhile with other settings" in capsys.readouterr().out, "its config.yaml has no limit"
 
 
 def test_a_reseeded_run_trains_other_attacker_networks(capsys):
@@ -425,6 +487,12 @@ def test_seed_spread_shows_n_and_the_findings_mean_only_seeds_with_every_run(tmp
     assert "61.00 ± 1.41 (n=2)" in fgsm_row, "FGSM-trained, JSMA set: 0.60 and 0.62, seed 2 has no such run"
     assert any(line.startswith("| Clean |") and "(n=3)" in line for line in md.splitlines())
     assert report_seeds.spread([0.5]) == "50.00 (n=1)", "one value has no spread to show"
+
+
+def test_a_seed_is_complete_when_it_has_every_run_the_findings_read():
+    run = {"median": {"clean": 0.99}}
+    by_seed = {0: {2: {"clean": run}, 3: {"clean": run}}, 1: {2: {"clean": run}}, 2: {2: {"clean": None}}}
+    assert report_seeds.complete_seeds(by_seed) == [0, 1], "Table 3 (no finding reads it) is not needed"
 
 
 def test_report_of_one_seed_has_no_seed_section(tmp_path):
