@@ -257,6 +257,25 @@ def reproduce(
     return len(failed)
 
 
+def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]) -> None:
+    """``--plan``: the stages of every unfinished run of every seed, estimated, and the total."""
+    from advlit.table_plan import table_plan
+
+    todo = []
+    for seed in args.seeds:
+        results = seed_folder(args.results / args.profile, seed)
+        for run in runs:
+            folder = run_folder(results, run)
+            if not (folder / "metrics.json").exists():
+                how, resume_from = start_point(folder, args.restart)
+                label = f"{'' if len(args.seeds) == 1 else f'seed {seed} '}table {run.table} {run.name}"
+                flags = fit_command(results, run, seeded_flags(seed, passthrough))[4:]
+                todo.append((label, flags, resume_from.name if resume_from else None))
+    print(f"table {args.table} ({args.profile}): {len(todo)} runs to make", flush=True)
+    for line in table_plan(todo):
+        print(line, flush=True)
+
+
 def main(argv: list[str]) -> None:
     """Entry point of ``advlit reproduce``; unknown flags go to every ``advlit fit``."""
     parser = argparse.ArgumentParser(
@@ -268,6 +287,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
     parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
+    parser.add_argument(
+        "--plan", action="store_true", help="print every unfinished run's stages with time estimates, run nothing"
+    )
     parser.add_argument(
         "--restart", action="store_true", help="start unfinished runs from epoch 0, not from their last checkpoint"
     )
@@ -285,6 +307,9 @@ def main(argv: list[str]) -> None:
         for seed in args.seeds:  # every seed's finished runs, before any run starts
             folder = seed_folder(args.results / args.profile, seed)
             check_finished_runs(runs, folder, seeded_flags(seed, passthrough))
+        if args.plan:
+            print_plan(args, runs, passthrough)
+            return
         failed = 0
         for seed in args.seeds:
             if len(args.seeds) > 1:

@@ -148,6 +148,26 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     assert left == ["reproduce_flags.json"], "the unfinished run's files go, so its config.yaml cannot block"
 
 
+def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADVLIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a plan launched a run"))
+    results = tmp_path / "quick"
+    fake_metrics(run_folder(results, grid(2, "quick")[0]), {"clean": 0.99})  # Clean is done
+    ckpts = run_folder(results, grid(2, "quick")[1]) / "checkpoints"  # FGSM stopped after 4 of 10 epochs
+    ckpts.mkdir(parents=True)
+    torch.save({"epoch": 3, "state_dict": {}}, ckpts / "epoch=3-step=4.ckpt")
+    flags = ["--data.data_dir", str(mnist_dir), "--data.download=false"]
+    reproduce_mod.main(["--table", "2", "--profile", "quick", "--plan", "--results", str(tmp_path), *flags])
+    out = capsys.readouterr().out
+    assert out.startswith("table 2 (quick): 7 runs to make")
+    assert out.count("attacker A's network") == 1 and out.count("attacker Ap's network") == 1, "shared: once"
+    assert out.count("defender's source's network") == 1 and out.count("defender: jsma on the train set") == 1
+    assert out.count("defended network: 10 epochs") == 7, "each run trains its own"
+    assert "defended network: 10 epochs on 1,200 images, 17 test sets, 4 done" in out
+    assert out.splitlines()[-1].startswith("total to make: about")
+    assert not (results / "table2" / "jsma").exists(), "nothing was run or written"
+
+
 def test_checkpoints_that_do_not_load_stop_the_run_and_are_kept(tmp_path, monkeypatch, capsys):
     results = tmp_path / "quick"
     run = grid(2, "quick")[0]

@@ -29,6 +29,7 @@ class Stage:
     name: str
     cached: bool
     seconds: float
+    key: str = ""  # its cache file (shared by the runs that need it); "" for the run's own network
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         spec = dataclasses.replace(spec, batch_size=batch)
         key, path = surrogate.surrogate_path(spec, data.augmenter, data.train_digest, data.hparams.cache_dir)
         name = f"{owner}'s network ({spec.arch}, {spec.epochs} epochs, augment {spec.augment}, seed {spec.seed})"
-        return key, Stage(name, path.exists(), spec.epochs * batches * speeds.train_batch)
+        return key, Stage(name, path.exists(), spec.epochs * batches * speeds.train_batch, str(path))
 
     def sets(owner: str, key: str, attacks: dict, split: str, x, y) -> list[Stage]:
         digest = data.train_digest if split == "train" else tensor_digest(x, y)
@@ -113,7 +114,8 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
             _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
             made = 0 if path.exists() else adversarial_sets.parts_done(path, len(x))
             label = f"{owner}: {name} on the {split} set ({len(x):,} images{f', {made:,} made' if made else ''})"
-            found.append(Stage(label, path.exists(), (len(x) - made) * passes_per_image(attack) * speeds.grad_pass))
+            seconds = (len(x) - made) * passes_per_image(attack) * speeds.grad_pass
+            found.append(Stage(label, path.exists(), seconds, str(path)))
         return found
 
     if data.attacks:
@@ -135,14 +137,15 @@ def describe(plan: list[Stage]) -> list[str]:
     """The plan as lines: each stage, cached or to make with its estimate, then the total."""
     lines = ["plan (estimates from speeds measured on this device):"]
     for stage in plan:
-        estimate = "" if stage.cached else _duration(stage.seconds)
+        estimate = "" if stage.cached else duration(stage.seconds)
         lines.append(f"  {'cached ' if stage.cached else 'to make'}  {estimate:>8s}  {stage.name}")
     total = sum(s.seconds for s in plan if not s.cached)
-    lines.append(f"  total to make: about {_duration(total)}")
+    lines.append(f"  total to make: about {duration(total)}")
     return lines
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as ``42 s``, ``17 min`` or ``2.5 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -1,0 +1,78 @@
+"""``advlit reproduce --plan``: the stages every unfinished run of a table would make, with time
+estimates from speeds measured here, and the table's total. A stage that several runs share (a
+surrogate network, an adversarial set) is counted once, in the first run that makes it."""
+
+import contextlib
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+
+from advlit.study import plan
+from advlit.study.plan import Stage, duration
+
+
+@contextlib.contextmanager
+def lightning_quiet() -> Iterator[None]:
+    """Lightning's info lines (devices, seeds) once per run would bury the plan."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def run_stages(fit_flags: list[str], speeds: dict) -> tuple[list[Stage], int]:
+    """The stages of the run that ``advlit fit <fit_flags>`` starts, and its epochs; ``speeds`` caches
+    the measured speeds per (architecture, device, batch size)."""
+    from advlit.cli import TRAINER_DEFAULTS, AdvlitCLI
+    from advlit.data import MNISTDataModule
+    from advlit.models import Classifier
+    from advlit.study.transfer import TransferEvaluation
+
+    with lightning_quiet(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # in-process, on purpose
+        cli = AdvlitCLI(Classifier, MNISTDataModule, trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0,
+                        save_config_callback=None, args=fit_flags, run=False)  # fmt: skip
+    trainer, data = cli.trainer, cli.datamodule
+    transfer = next(cb for cb in trainer.callbacks if isinstance(cb, TransferEvaluation))
+    key = (cli.model.hparams.arch, str(trainer.strategy.root_device), data.hparams.batch_size)
+    if key not in speeds:
+        speeds[key] = plan.measure(key[0], trainer.strategy.root_device, key[2])
+    return plan.stages(data, transfer, trainer.max_epochs, trainer.world_size, speeds[key]), trainer.max_epochs
+
+
+def epochs_done(checkpoint_name: str | None) -> int:
+    """Epochs a run resuming from a Lightning checkpoint (``epoch=3-step=...``, 0-based) has behind it."""
+    found = re.match(r"epoch=(\d+)", checkpoint_name or "")
+    return int(found.group(1)) + 1 if found else 0
+
+
+def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
+    """Lines of the plan of ``runs``: (label, ``advlit fit`` flags, checkpoint it resumes from or None)."""
+    speeds: dict = {}
+    seen: set[str] = set()
+    lines, total = [], 0.0
+    for label, flags, resume_from in runs:
+        stages, epochs = run_stages(flags, speeds)
+        done = min(epochs_done(resume_from), epochs)
+        todo = []
+        for stage in stages:
+            if stage.cached or (stage.key and stage.key in seen):
+                continue
+            if not stage.key:  # the run's own network: what is left of its epochs
+                stage = Stage(stage.name + (f", {done} done" if done else ""), False,
+                              stage.seconds * (epochs - done) / max(epochs, 1))  # fmt: skip
+            todo.append(stage)
+        seen |= {s.key for s in stages if s.key}
+        run_total = sum(s.seconds for s in todo)
+        total += run_total
+        lines.append(f"{label}: about {duration(run_total)}")
+        lines += [f"  {duration(s.seconds):>8s}  {s.name}" for s in todo]
+    lines.append(f"total to make: about {duration(total)} in one process on this device "
+                 "(estimates from speeds measured here; a stage shared by several runs counted once)")  # fmt: skip
+    return lines
