@@ -139,9 +139,9 @@ class AdvlitCLI(LightningCLI):
         transfer.check_attackers(self.datamodule, self.model)
         if self.trainer.is_global_zero:
             trainer = self.trainer
-            speeds = plan.measure(
-                self.model.hparams.arch, trainer.strategy.root_device, self.datamodule.hparams.batch_size
-            )
+            hp = self.datamodule.hparams
+            speeds = plan.measure(self.model.hparams.arch, trainer.strategy.root_device, hp.batch_size,
+                                  attack_batch=hp.attack_batch_size)  # fmt: skip
             stages = plan.stages(self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds)
             for line in plan.describe(stages):
                 log.info(line)

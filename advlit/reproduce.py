@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from advlit.checkpoints import newest_loadable
-from advlit.errors import ConfigError
-from advlit.run_settings import differing_settings, flag_values, record_flags
+from advlit.errors import ConfigError, MissingDataError
+from advlit.run_settings import differing_settings, parsed_config, run_config
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
@@ -22,8 +22,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SEED_STRIDE = 1000  # seed k moves every seed by k * SEED_STRIDE
 
 
-def seed_overrides(seed: int) -> list[str]:
-    """``advlit fit`` flags that reseed every network of a run for seed ``seed`` (0: the defaults).
+def seed_values(seed: int) -> dict[str, int]:
+    """The settings that reseed every network of a run for seed ``seed`` (0: the defaults).
 
     The defaults are seed_everything 0 (the defended network's init), data.seed 0 (its data order and
     augmentation), data.source_seed 1 (the defender's source network) and the attackers' seeds (2 in
@@ -31,17 +31,32 @@ def seed_overrides(seed: int) -> list[str]:
     """
     if seed < 0:
         raise ConfigError(f"seed {seed} must be >= 0")
-    if seed == 0:
-        return []
     offset = SEED_STRIDE * seed
-    return [f"--seed_everything={offset}", f"--data.seed={offset}", f"--data.source_seed={1 + offset}",
-            f"--transfer.attacker_seed_offset={offset}"]  # fmt: skip
+    return {"seed_everything": offset, "data.seed": offset, "data.source_seed": 1 + offset,
+            "transfer.attacker_seed_offset": offset}  # fmt: skip
 
 
-def check_seed_flags(seeds: list[int], passthrough: list[str]) -> None:
-    """Refuse flags that would override the reseeding (given later, they win: every seed would be one)."""
-    clash = sorted(set(flag_values(seed_overrides(1))) & set(flag_values(passthrough)))
-    if any(seeds) and clash:
+def seed_overrides(seed: int) -> list[str]:
+    """``advlit fit`` flags of :func:`seed_values` (none for seed 0, which runs with the defaults)."""
+    values = seed_values(seed)
+    return [f"--{key}={value}" for key, value in values.items()] if seed else []
+
+
+def check_seed_flags(seeds: list[int], passthrough: list[str], run: "Run") -> None:
+    """Refuse extra flags (or ``--config`` files) that override the reseeding: given after it, they
+    win, and every seed would be the same run. Checked on ``run``'s parsed config."""
+    if not any(seeds):
+        return
+    config = parsed_config(tuple(fit_command(Path("results"), run, [*seed_overrides(1), *passthrough])[4:]))
+
+    def value(key: str):
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    clash = [key for key, expected in seed_values(1).items() if value(key) != expected]
+    if clash:
         raise ConfigError(f"--seeds sets {', '.join('--' + k for k in clash)} itself; leave them out")
 
 
@@ -89,14 +104,25 @@ def check_profile(results: Path, profile: str) -> None:
     marker.write_text(profile + "\n")
 
 
+def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str]) -> list[str]:
+    """How the finished run in ``folder`` differs from what its command with ``passthrough`` would
+    make (:func:`advlit.run_settings.differing_settings`); empty when it is the same run."""
+    old = run_config(folder)
+    if old is None:
+        return ["no config.yaml to compare its settings with"]
+    now = parsed_config(tuple(fit_command(results, run, passthrough)[4:]))
+    return differing_settings(old, now, lambda: parsed_config(tuple(fit_command(results, run, [])[4:])))
+
+
 def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str]) -> None:
-    """Refuse a table whose finished runs were made with other settings than the flags given now
-    (:func:`advlit.run_settings.differing_settings`), before any run starts."""
+    """Refuse a table whose finished runs were made with other settings than its command gives now,
+    before any run starts."""
     for run in runs:
         folder = run_folder(results, run)
-        if (folder / "metrics.json").exists() and (differing := differing_settings(folder, passthrough)):
+        if (folder / "metrics.json").exists() and (changed := settings_changed(results, run, folder, passthrough)):
             raise ConfigError(
-                f"{folder} finished with other settings ({'; '.join(differing)}); use another --results folder"
+                f"{folder} finished with other settings ({'; '.join(changed)}); give the flags it was made "
+                "with, or use another --results folder"
             )
 
 
@@ -165,7 +191,6 @@ def launch(tag: str, results: Path, run: Run, folder: Path, passthrough: list[st
     elif how == "over":
         print(f"{tag}: starting over; removing the unfinished run's {folder}", flush=True)
         shutil.rmtree(folder)
-    record_flags(folder, passthrough)
     cmd = fit_command(results, run, passthrough, resume_from)
     print(f"{tag}: {' '.join(cmd[2:])}", flush=True)
     t0 = time.perf_counter()
@@ -197,7 +222,6 @@ def table_runs(table: int, profile: str, only: list[str] | None = None) -> list[
 
 def seeded_flags(seed: int, passthrough: list[str]) -> list[str]:
     """The extra flags of every run of ``seed``: its reseeding, then the user's."""
-    check_seed_flags([seed], passthrough)
     return [*seed_overrides(seed), *passthrough]
 
 
@@ -214,9 +238,10 @@ def reproduce(
     """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
     :func:`seed_overrides`); returns the number of failed runs. A run killed mid-way resumes from
     its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far)."""
+    runs = table_runs(table, profile, only)
+    check_seed_flags([seed], passthrough, runs[0])
     passthrough = seeded_flags(seed, passthrough)
     profile_folder, results = results, seed_folder(results, seed)
-    runs = table_runs(table, profile, only)
     check_finished_runs(runs, results, passthrough)
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
@@ -236,8 +261,8 @@ def reproduce(
                 print(f"{tag}: running in another process; skipped", flush=True)
                 continue
             if (folder / "metrics.json").exists():  # finished by another process since the check above
-                if differing := differing_settings(folder, passthrough):
-                    print(f"{tag}: FAILED: finished meanwhile with other settings ({'; '.join(differing)})")
+                if changed := settings_changed(results, run, folder, passthrough):
+                    print(f"{tag}: FAILED: finished meanwhile with other settings ({'; '.join(changed)})", flush=True)
                     failed.append(run.name)
                 else:
                     print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
@@ -269,6 +294,9 @@ def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]
             if not (folder / "metrics.json").exists():
                 how, resume_from = start_point(folder, args.restart)
                 label = f"{'' if len(args.seeds) == 1 else f'seed {seed} '}table {run.table} {run.name}"
+                if how == "stuck":
+                    print(f"{label}: would FAIL (no checkpoint loads; --restart starts it over): not counted")
+                    continue
                 flags = fit_command(results, run, seeded_flags(seed, passthrough))[4:]
                 todo.append((label, flags, resume_from.name if resume_from else None))
     print(f"table {args.table} ({args.profile}): {len(todo)} runs to make", flush=True)
@@ -302,8 +330,8 @@ def main(argv: list[str]) -> None:
     )
     args, passthrough = parser.parse_known_args(argv)
     try:
-        check_seed_flags(args.seeds, passthrough)
         runs = table_runs(args.table, args.profile, args.runs)
+        check_seed_flags(args.seeds, passthrough, runs[0])
         for seed in args.seeds:  # every seed's finished runs, before any run starts
             folder = seed_folder(args.results / args.profile, seed)
             check_finished_runs(runs, folder, seeded_flags(seed, passthrough))
@@ -324,7 +352,7 @@ def main(argv: list[str]) -> None:
                 seed,
                 args.restart,
             )
-    except ConfigError as err:
+    except (ConfigError, MissingDataError) as err:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.exit(1 if failed else 0)

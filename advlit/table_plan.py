@@ -4,12 +4,37 @@ surrogate network, an adversarial set) is counted once, in the first run that ma
 
 import contextlib
 import logging
+import os
+import random
 import re
 import warnings
 from collections.abc import Iterator
 
+import numpy as np
+import torch
+
 from advlit.study import plan
 from advlit.study.plan import Stage, duration
+
+
+@contextlib.contextmanager
+def isolated() -> Iterator[None]:
+    """Undo what building a run's CLI sets for the process: the global seed (random streams and
+    ``PL_GLOBAL_SEED``) and the thread count (``--threads``)."""
+    env = {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    threads, py_state, np_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            for key, value in env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            torch.set_num_threads(threads)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 @contextlib.contextmanager
@@ -34,16 +59,17 @@ def run_stages(fit_flags: list[str], speeds: dict) -> tuple[list[Stage], int]:
     from advlit.models import Classifier
     from advlit.study.transfer import TransferEvaluation
 
-    with lightning_quiet(), warnings.catch_warnings():
+    with isolated(), lightning_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")  # in-process, on purpose
         cli = AdvlitCLI(Classifier, MNISTDataModule, trainer_defaults=TRAINER_DEFAULTS, seed_everything_default=0,
                         save_config_callback=None, args=fit_flags, run=False)  # fmt: skip
-    trainer, data = cli.trainer, cli.datamodule
-    transfer = next(cb for cb in trainer.callbacks if isinstance(cb, TransferEvaluation))
-    key = (cli.model.hparams.arch, str(trainer.strategy.root_device), data.hparams.batch_size)
-    if key not in speeds:
-        speeds[key] = plan.measure(key[0], trainer.strategy.root_device, key[2])
-    return plan.stages(data, transfer, trainer.max_epochs, trainer.world_size, speeds[key]), trainer.max_epochs
+        trainer, data = cli.trainer, cli.datamodule
+        transfer = next(cb for cb in trainer.callbacks if isinstance(cb, TransferEvaluation))
+        hp = data.hparams
+        key = (cli.model.hparams.arch, str(trainer.strategy.root_device), hp.batch_size, hp.attack_batch_size)
+        if key not in speeds:
+            speeds[key] = plan.measure(key[0], trainer.strategy.root_device, key[2], attack_batch=key[3])
+        return plan.stages(data, transfer, trainer.max_epochs, trainer.world_size, speeds[key]), trainer.max_epochs
 
 
 def epochs_done(checkpoint_name: str | None) -> int:
@@ -53,12 +79,20 @@ def epochs_done(checkpoint_name: str | None) -> int:
 
 
 def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
-    """Lines of the plan of ``runs``: (label, ``advlit fit`` flags, checkpoint it resumes from or None)."""
+    """Lines of the plan of ``runs``: (label, ``advlit fit`` flags, checkpoint it resumes from or None).
+    A run that cannot be built (missing data, a device this machine lacks) is a ConfigError naming it."""
+    from advlit.errors import ConfigError, MissingDataError
+
     speeds: dict = {}
     seen: set[str] = set()
     lines, total = [], 0.0
     for label, flags, resume_from in runs:
-        stages, epochs = run_stages(flags, speeds)
+        try:
+            stages, epochs = run_stages(flags, speeds)
+        except (ConfigError, MissingDataError) as err:
+            raise ConfigError(f"cannot plan {label}: {err}") from None
+        except Exception as err:  # Lightning's own (a device count this machine lacks, ...): one line
+            raise ConfigError(f"cannot plan {label}: {type(err).__name__}: {err}") from None
         done = min(epochs_done(resume_from), epochs)
         todo = []
         for stage in stages:

@@ -15,7 +15,7 @@ from advlit import report_seeds
 from advlit import reproduce as reproduce_mod
 from advlit.errors import ConfigError
 from advlit.reproduce import grid, run_folder
-from advlit.run_settings import differing_settings, record_flags
+from advlit.run_settings import parsed_config, run_config
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -104,14 +104,14 @@ def fake_metrics(path: Path, medians: dict[str, float], window=(5, 10), augment:
     record = {"window": list(window), "max": flat, "median": flat, "per_epoch": per_epoch,
               "test_images": 2000, "timings_s": {"training_s": 10.0}, "defender": {"augment": augment},
               "attackers": {"A": {"spec": spec}, "Ap": {"spec": {**spec, "augment": False}}},
-              "config": "data: {train_limit: null}\n"}  # fmt: skip
+              "config": "{}\n"}  # fmt: skip
     (path / "metrics.json").write_text(json.dumps(record))
 
 
 def test_reproduce_skips_finished_runs_and_goes_on_after_failure(tmp_path, monkeypatch, capsys):
     results = tmp_path / "quick"
     done = grid(2, "quick")[0]
-    fake_metrics(run_folder(results, done), {"clean": 0.99})
+    made_by(results, done, ["--trainer.devices=2"])
     calls = []
 
     def fake_call(cmd):
@@ -144,8 +144,7 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     calls.clear()
     reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True)
     assert not any(a.startswith("--ckpt_path") for a in calls[0]), "--restart starts from epoch 0"
-    left = [f.name for f in run_folder(results, run).iterdir()]
-    assert left == ["reproduce_flags.json"], "the unfinished run's files go, so its config.yaml cannot block"
+    assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
 def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist_dir, tmp_path, monkeypatch, capsys):
@@ -156,8 +155,10 @@ def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist
     ckpts = run_folder(results, grid(2, "quick")[1]) / "checkpoints"  # FGSM stopped after 4 of 10 epochs
     ckpts.mkdir(parents=True)
     torch.save({"epoch": 3, "state_dict": {}}, ckpts / "epoch=3-step=4.ckpt")
-    flags = ["--data.data_dir", str(mnist_dir), "--data.download=false"]
+    flags = ["--data.data_dir", str(mnist_dir), "--data.download=false", "--threads=2"]
+    seed_env, threads = os.environ.get("PL_GLOBAL_SEED"), torch.get_num_threads()
     reproduce_mod.main(["--table", "2", "--profile", "quick", "--plan", "--results", str(tmp_path), *flags])
+    assert (os.environ.get("PL_GLOBAL_SEED"), torch.get_num_threads()) == (seed_env, threads), "process untouched"
     out = capsys.readouterr().out
     assert out.startswith("table 2 (quick): 7 runs to make")
     assert out.count("attacker A's network") == 1 and out.count("attacker Ap's network") == 1, "shared: once"
@@ -166,6 +167,10 @@ def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist
     assert "defended network: 10 epochs on 1,200 images, 17 test sets, 4 done" in out
     assert out.splitlines()[-1].startswith("total to make: about")
     assert not (results / "table2" / "jsma").exists(), "nothing was run or written"
+    with pytest.raises(SystemExit) as exit_:
+        reproduce_mod.main(["--table", "2", "--profile", "quick", "--plan", "--results", str(tmp_path),
+                            "--data.data_dir", str(tmp_path / "nowhere"), "--data.download=false"])  # fmt: skip
+    assert exit_.value.code == 2 and "cannot plan table 2 fgsm:" in capsys.readouterr().err
 
 
 def test_checkpoints_that_do_not_load_stop_the_run_and_are_kept(tmp_path, monkeypatch, capsys):
@@ -364,11 +369,15 @@ def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monke
 
 def test_seeds_refuse_flags_that_would_undo_the_reseeding(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    run = grid(2, "quick")[0]
     with pytest.raises(ConfigError, match="--data.seed"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--data.seed", "5"], only=["clean"], seed=1)
     with pytest.raises(ConfigError, match="--seed_everything"):
-        reproduce_mod.check_seed_flags([0, 1], ["--seed_everything=7"])
-    reproduce_mod.check_seed_flags([0], ["--seed_everything=7"])  # one seed, the user's own
+        reproduce_mod.check_seed_flags([0, 1], ["--seed_everything=7"], run)
+    (tmp_path / "mine.yaml").write_text("data:\n  source_seed: 9\n")
+    with pytest.raises(ConfigError, match="--data.source_seed"):
+        reproduce_mod.check_seed_flags([1], ["--config", str(tmp_path / "mine.yaml")], run)
+    reproduce_mod.check_seed_flags([0], ["--seed_everything=7"], run)  # one seed, the user's own
 
 
 def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path, monkeypatch):
@@ -378,68 +387,85 @@ def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path
     assert (tmp_path / "quick" / "seed1" / "PROFILE").read_text() == "quick\n"
 
 
-def finished_run(results: Path, config: dict, flags: list[str] | None = None) -> Path:
-    """A finished run of Table 2 Clean with this config.yaml (and launch flags noted, if given)."""
+def made_by(results: Path, run, flags: list[str], **changes) -> Path:
+    """A finished run (fixture metrics) whose config.yaml is what its command with ``flags`` resolves
+    to, with ``changes`` (dotted keys as ``a__b``) applied."""
     import yaml
 
-    folder = run_folder(results, grid(2, "quick")[0])
+    folder = run_folder(results, run)
     fake_metrics(folder, {"clean": 0.99})
+    config = parsed_config(tuple(reproduce_mod.fit_command(results, run, flags)[4:]))
+    for key, value in changes.items():
+        *parents, last = key.split("__")
+        node = config
+        for part in parents:
+            node = node[part]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    if flags is not None:
-        record_flags(folder, flags)
     return folder
 
 
-CONFIG = {"model": {"lr": 0.001}, "data": {"data_dir": "/elsewhere", "train_limit": 10000, "augment": True,
-          "attack_params": {"cw": {"lr": 0.1, "max_iterations": 100}}}, "trainer": {"max_epochs": 10}}  # fmt: skip
+MADE = ["--data.data_dir", "/elsewhere", "--model.lr=1e-3", "--optimizer", "Adam"]
 
 
 @pytest.mark.parametrize(
     "flags",
     [
-        ["--data.data_dir", "../data"],  # where MNIST lies is not a setting
-        ["--model.lr=1e-3", "--data.train_limit", "10000"],  # numbers by value, both flag forms
-        ["--data.augment=true", "--data.attack_params={cw: {lr: 0.1}}"],  # booleans; a mapping's given keys
-        ["--trainer.logger.init_args.save_dir=x"],  # the logger says where, not what
+        MADE,  # the very command that made it
+        ["--data.data_dir=../data", "--model.lr", "0.001", "--optimizer=Adam"],  # elsewhere; numbers by value
+        [*MADE, "--trainer.logger.init_args.save_dir=x", "--threads=1"],  # where and how fast are not settings
     ],
 )
 def test_a_finished_run_counts_as_done_for_its_own_settings(tmp_path, monkeypatch, flags):
-    finished_run(tmp_path / "quick", CONFIG)
+    made_by(tmp_path / "quick", grid(2, "quick")[0], MADE)
     monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a finished run was run again"))
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags, only=["clean"]) == 0
 
 
 @pytest.mark.parametrize(
-    "flags, noted, message",
+    "flags, message",
     [
-        (["--data.train_limit", "100"], None, r"data.train_limit: 10000 -> 100\b"),
-        (["--model.lr=1e-4"], None, r"model.lr: 0.001 -> 1e-4"),
-        (["--data.augment=false"], None, "data.augment: True -> false"),
-        (["--data.attack_params={cw: {lr: 1}}"], None, "data.attack_params"),
-        ([], ["--trainer.max_epochs=10"], r"--trainer.max_epochs=10 then, not given now"),
+        ([*MADE, "--data.train_limit", "100"], r"data.train_limit: 10000 -> 100\b"),
+        (MADE[:2], r"optimizer: \{'class_path': 'torch.optim.Adam'"),  # a flag it was made with, left out
+        ([*MADE, "--data.attack_params={}"], r"data.attack_params.cw: \{.*\} -> None"),  # a mapping replaced whole
+        ([*MADE, "--data.train_attacks+=fgsm"], r"data.train_attacks: \[\] -> \['fgsm'\]"),  # appended
     ],
 )
-def test_a_finished_run_made_with_other_settings_stops_the_table(tmp_path, monkeypatch, flags, noted, message):
-    finished_run(tmp_path / "quick", CONFIG, noted)
+def test_a_finished_run_made_with_other_settings_stops_the_table(tmp_path, monkeypatch, flags, message):
+    made_by(tmp_path / "quick", grid(2, "quick")[0], MADE)
     monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("refused before any run starts"))
     with pytest.raises(ConfigError, match=message):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags)
 
 
+def test_a_setting_added_since_a_run_counts_only_where_the_command_moves_it(tmp_path, monkeypatch):
+    made_by(tmp_path / "quick", grid(2, "quick")[0], [], transfer__quantize=None)  # an older run's config
+    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a finished run was run again"))
+    assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"]) == 0
+    with pytest.raises(ConfigError, match="transfer.quantize: not a setting of that run -> True"):
+        reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--transfer.quantize=true"], only=["clean"])
+
+
 def test_a_finished_run_without_config_yaml_is_checked_against_its_metrics_copy(tmp_path):
     import yaml
 
-    folder = finished_run(tmp_path, CONFIG)
+    folder = made_by(tmp_path, grid(2, "quick")[0], [])
+    config = yaml.safe_load((folder / "config.yaml").read_text())
     (folder / "config.yaml").unlink()
     record = json.loads((folder / "metrics.json").read_text())
-    (folder / "metrics.json").write_text(json.dumps({**record, "config": yaml.safe_dump(CONFIG)}))
-    assert differing_settings(folder, ["--data.train_limit=100"]) == ["data.train_limit: 10000 -> 100"]
+    (folder / "metrics.json").write_text(json.dumps({**record, "config": yaml.safe_dump(config)}))
+    assert run_config(folder) == config
     (folder / "metrics.json").write_text(json.dumps({**record, "config": None}))
-    assert differing_settings(folder, []) == ["no config.yaml to compare its settings with"]
+    assert run_config(folder) is None
+    with pytest.raises(ConfigError, match="no config.yaml to compare its settings with"):
+        reproduce_mod.check_finished_runs([grid(2, "quick")[0]], tmp_path, [])
 
 
 def test_every_seed_is_checked_before_the_first_seed_runs(tmp_path, monkeypatch, capsys):
-    finished_run(tmp_path / "quick" / "seed1", {**CONFIG, "seed_everything": 999})
+    made_by(tmp_path / "quick" / "seed1", grid(2, "quick")[0], reproduce_mod.seed_overrides(1), seed_everything=999)
     monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("seed 0 ran before seed 1 was checked"))
     with pytest.raises(SystemExit) as exit_:
         reproduce_mod.main(["--table", "2", "--profile", "quick", "--results", str(tmp_path), "--seeds", "0", "1"])
