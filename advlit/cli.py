@@ -15,6 +15,7 @@ from advlit.data import MNISTDataModule
 from advlit.errors import ConfigError, MissingDataError
 from advlit.models import Classifier
 from advlit.progress import EpochOfTotal, progress_bar
+from advlit.provenance import process_provenance
 from advlit.quiet import quiet_third_party
 from advlit.study import plan
 from advlit.study.transfer import TransferEvaluation, check_window
@@ -172,6 +173,7 @@ def check_config_files(argv: list[str]) -> None:
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
     argv = list(sys.argv[1:] if args is None else args)
+    process_provenance()  # the code this process imported, before the checkout can move on
     quiet_third_party()
     if argv in ([], ["-h"], ["--help"]):
         print(OVERVIEW)

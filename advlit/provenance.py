@@ -1,5 +1,6 @@
 """Where a result came from: the code's git commit, the library versions, the machine."""
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -34,3 +35,11 @@ def provenance() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+@functools.lru_cache(maxsize=1)
+def process_provenance() -> dict:
+    """:func:`provenance` read once per process, at its first call: advlit's command line calls it
+    as it starts, so a run records the code it imported even when the checkout moves on while it
+    runs (a background run beside development)."""
+    return provenance()

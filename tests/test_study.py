@@ -341,8 +341,8 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(tampered)) == 2
     assert "test sets A/fgsm differ from those this run's first epochs" in capsys.readouterr().err
     tampered.unlink()
-    commits = iter(["at the start", "changed while it ran"])
-    monkeypatch.setattr(transfer_mod, "provenance", lambda: {"git_commit": next(commits)})
+    monkeypatch.setattr(transfer_mod, "process_provenance", lambda: {"git_commit": "at the start"})
+    monkeypatch.setattr("advlit.provenance.provenance", lambda: {"git_commit": "changed while it ran"})
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
     record = json.loads((resumed / "metrics.json").read_text())
     assert record["provenance"] == {"git_commit": "at the start"}, "the code the run started from"

@@ -17,7 +17,7 @@ from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
 from advlit.errors import ConfigError
-from advlit.provenance import provenance
+from advlit.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.quality import set_quality
@@ -192,7 +192,7 @@ class TransferEvaluation(Callback):
             raise ConfigError("TransferEvaluation needs advlit's MNISTDataModule")
         self.check_attackers(data, pl_module)
         self.test_y = data.test_y
-        self.started_from = provenance()  # the code this process runs, read before the tree can change
+        self.started_from = process_provenance()  # the code this process imported, read as it started
         self.data_timings = getattr(data, "timings", {})
         self.test_sets = {"clean": data.test_x}
         test_digest = tensor_digest(data.test_x, data.test_y)
@@ -359,7 +359,7 @@ class TransferEvaluation(Callback):
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
-            "provenance": getattr(self, "started_from", None) or provenance(),
+            "provenance": getattr(self, "started_from", None) or process_provenance(),
             "provenance_earlier_parts": self.earlier_provenance,
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
         }  # fmt: skip
