@@ -13,7 +13,7 @@ from pathlib import Path
 
 from advlit.checkpoints import newest_loadable
 from advlit.errors import ConfigError, MissingDataError
-from advlit.run_settings import differing_settings, parsed_config, run_config
+from advlit.run_settings import differing_settings, lookup, parsed_config, run_config
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
@@ -48,14 +48,7 @@ def check_seed_flags(seeds: list[int], passthrough: list[str], run: "Run") -> No
     if not any(seeds):
         return
     config = parsed_config(tuple(fit_command(Path("results"), run, [*seed_overrides(1), *passthrough])[4:]))
-
-    def value(key: str):
-        node = config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        return node
-
-    clash = [key for key, expected in seed_values(1).items() if value(key) != expected]
+    clash = [key for key, expected in seed_values(1).items() if lookup(config, key) != expected]
     if clash:
         raise ConfigError(f"--seeds sets {', '.join('--' + k for k in clash)} itself; leave them out")
 

@@ -58,6 +58,14 @@ def _parsed_config(fit_flags: tuple[str, ...]) -> dict:
         return yaml.safe_load(cli.parser.dump(cli.config, skip_none=False)) or {}
 
 
+def lookup(config: dict, key: str):
+    """The value at dotted ``key`` of a nested config; None where any part is missing."""
+    node = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def run_config(folder: Path) -> dict | None:
     """A finished run's resolved config: its config.yaml, else the copy in its metrics.json."""
     if (folder / "config.yaml").is_file():

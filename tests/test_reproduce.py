@@ -15,7 +15,7 @@ from advlit import report_seeds
 from advlit import reproduce as reproduce_mod
 from advlit.errors import ConfigError
 from advlit.reproduce import grid, run_folder
-from advlit.run_settings import parsed_config, run_config
+from advlit.run_settings import lookup, parsed_config, run_config
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -447,6 +447,12 @@ def test_a_setting_added_since_a_run_counts_only_where_the_command_moves_it(tmp_
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"]) == 0
     with pytest.raises(ConfigError, match="transfer.quantize: not a setting of that run -> True"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--transfer.quantize=true"], only=["clean"])
+
+
+def test_lookup_reads_a_dotted_key_and_gives_none_where_a_part_is_missing():
+    config = {"data": {"seed": 3, "augment": None}, "seed_everything": 0}
+    assert lookup(config, "data.seed") == 3 and lookup(config, "seed_everything") == 0
+    assert lookup(config, "data.missing") is None and lookup(config, "seed_everything.deeper") is None
 
 
 def test_a_finished_run_without_config_yaml_is_checked_against_its_metrics_copy(tmp_path):

@@ -55,10 +55,13 @@ def test_a_set_is_made_again_for_a_surrogate_with_other_weights_under_the_same_k
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
 
-    def make(net):
-        return adversarial_sets.load_or_make(net, "net", "fgsm", FGSM(0.2), "test", x, y, "d", str(tmp_path), 3, False)
+    def make(net, weights=None):
+        return adversarial_sets.load_or_make(
+            net, "net", "fgsm", FGSM(0.2), "test", x, y, "d", str(tmp_path), 3, False, weights
+        )
 
     first = make(model).x_adv
+    assert torch.equal(make(model, cache.weights_digest(model)).x_adv, first), "the caller's digest is the same"
     _, path = adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "test", "d", str(tmp_path))
     stored = torch.load(path, weights_only=True)
     legacy = {k: v for k, v in stored["meta"].items() if k != adversarial_sets.WEIGHTS}
@@ -154,7 +157,9 @@ def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monk
         train(tmp_path / "killed")
     (notes,) = (tmp_path / "killed" / "surrogates").glob("*.training")
     first_part = cache.made_seconds(notes / "training")
-    resumed = train(tmp_path / "killed").net
+    made = train(tmp_path / "killed")
+    resumed = made.net
+    assert made.weights == cache.weights_digest(resumed) == train(tmp_path / "killed").weights, "trained, then loaded"
     assert epochs == [0, 1, 2, 2], "the resumed training runs the third epoch only"
     (path,) = (tmp_path / "killed" / "surrogates").glob("*.pt")
     assert cache.made_seconds(path) > first_part > 0, "its making time adds both parts' training"
@@ -203,9 +208,9 @@ def test_attacker_and_defender_never_share_networks_or_examples(mnist_dir, tmp_p
     data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], cache_dir=str(tmp_path), **LIGHT)
     data.setup("fit")
     args = (data.train_x, data.train_y, data.augmenter, data.train_digest, str(tmp_path), False)
-    defender, d_key, _ = surrogate.load_or_train(data.source_spec, *args)
+    defender, d_key, *_ = surrogate.load_or_train(data.source_spec, *args)
     callback = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
-    attacker, a_key, _ = surrogate.load_or_train(callback.specs["A"], *args)
+    attacker, a_key, *_ = surrogate.load_or_train(callback.specs["A"], *args)
     assert d_key != a_key and callback.specs["A"].seed != data.source_spec.seed
     d_set = FGSM()(defender, data.train_x[:100], data.train_y[:100])
     a_set = FGSM()(attacker, data.train_x[:100], data.train_y[:100])

@@ -128,7 +128,7 @@ class MNISTDataModule(TensorData):
         """The defender's adversarial training sets, made on his source network (or loaded)."""
         hp = self.hparams
         start = time.perf_counter()
-        source, key, self.made["defender_surrogate_s"] = surrogate.load_or_train(
+        source, key, self.made["defender_surrogate_s"], weights = surrogate.load_or_train(
             self.source_spec, self.train_x, self.train_y, self.augmenter, self.train_digest, hp.cache_dir, hp.progress
         )
         self.timings["defender_surrogate_s"] = time.perf_counter() - start
@@ -137,7 +137,7 @@ class MNISTDataModule(TensorData):
             start = time.perf_counter()
             made = adversarial_sets.load_or_make(
                 source, key, name, attack, "train", self.train_x, self.train_y, self.train_digest,
-                hp.cache_dir, hp.attack_batch_size, hp.progress,
+                hp.cache_dir, hp.attack_batch_size, hp.progress, weights,
             )  # fmt: skip
             sets[name] = made.x_adv
             self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start

@@ -18,7 +18,7 @@ from advlit.study.cache import (
     made_seconds,
     record_made,
     save_tensors,
-    tensor_digest,
+    weights_digest,
 )
 from advlit.study.controls import NOISE_SEED, matched_noise
 
@@ -86,11 +86,6 @@ def make_in_parts(
     return torch.cat(parts)
 
 
-def weights_digest(net: nn.Module) -> str:
-    """SHA-256 of a network's weights and buffers."""
-    return tensor_digest(*net.state_dict().values())
-
-
 def set_path(
     surrogate_key: str, attack_name: str, attack: Attack, split: str, data_digest: str, cache_dir: str | None
 ) -> tuple[str, Path]:
@@ -112,6 +107,7 @@ def load_or_make(
     cache_dir: str | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    weights: str | None = None,
 ) -> AdversarialSet:
     """``(x_adv, x_noise, made_s)`` (on ``x.device``) of ``attack`` on ``surrogate`` for the set ``(x, y)``.
 
@@ -121,13 +117,14 @@ def load_or_make(
     Named by the surrogate's key, the attack and its parameters, the split and the data; made in
     batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
     checks (shape, dtype, stored hash) is made again with a warning. ``batch_size`` None picks
-    1000 on a GPU and 100 on the CPU.
+    1000 on a GPU and 100 on the CPU. ``weights``: the surrogate's :func:`weights_digest` where the
+    caller has it (:class:`Surrogate` carries it), hashed here otherwise.
     """
     batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
     key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
     controls = split == "test"
     meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
-            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights_digest(surrogate)}  # fmt: skip
+            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights or weights_digest(surrogate)}  # fmt: skip
     with locked(path):
         stored = load_tensors(path, meta, frozenset({WEIGHTS}))
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):

@@ -42,6 +42,11 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def weights_digest(net: torch.nn.Module) -> str:
+    """SHA-256 of a network's weights and buffers."""
+    return tensor_digest(*net.state_dict().values())
+
+
 def atomic_write(data: bytes | memoryview, path: Path) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it in place: readers see the
     old file or the whole new one, never a part."""

@@ -23,18 +23,29 @@ from advlit.data.tensor_data import TensorData
 from advlit.errors import ConfigError
 from advlit.models.classifier import ARCHS, Classifier, build_network
 from advlit.progress import progress_bar
-from advlit.study.cache import cache_root, content_key, load_tensors, locked, made_seconds, record_made, save_tensors
+from advlit.study.cache import (
+    cache_root,
+    content_key,
+    load_tensors,
+    locked,
+    made_seconds,
+    record_made,
+    save_tensors,
+    weights_digest,
+)
 
 log = logging.getLogger(__name__)
 Role = Literal["defender", "attacker"]
 
 
 class Surrogate(NamedTuple):
-    """A surrogate in eval mode, its cache key, and the seconds its training took (None: not noted)."""
+    """A surrogate in eval mode, its cache key, the seconds its training took (None: not noted), and
+    the SHA-256 of its weights (:func:`weights_digest`)."""
 
     net: nn.Module
     key: str
     made_s: float | None
+    weights: str
 
 
 @dataclass(frozen=True)
@@ -198,4 +209,4 @@ def load_or_train(
         shutil.rmtree(resume_dir, ignore_errors=True)
     net = build_network(spec.arch)
     net.load_state_dict(state)
-    return Surrogate(net.to(x.device).eval(), key, made_seconds(path))
+    return Surrogate(net.to(x.device).eval(), key, made_seconds(path), weights_digest(net))

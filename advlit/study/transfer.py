@@ -208,7 +208,7 @@ class TransferEvaluation(Callback):
         self.specs[name] = spec
         progress = data.hparams.progress
         start = time.perf_counter()
-        net, self.keys[name], self.made[f"attacker_{name}_surrogate_s"] = surrogate.load_or_train(
+        net, self.keys[name], self.made[f"attacker_{name}_surrogate_s"], weights = surrogate.load_or_train(
             spec, data.train_x, data.train_y, data.augmenter, data.train_digest, self.cache_dir, progress
         )
         self.timings[f"attacker_{name}_surrogate_s"] = time.perf_counter() - start
@@ -216,7 +216,7 @@ class TransferEvaluation(Callback):
             start = time.perf_counter()
             x_adv, x_noise, self.made[f"attacker_{name}_{attack_name}_test_set_s"] = adversarial_sets.load_or_make(
                 net, self.keys[name], attack_name, attack, "test", data.test_x, data.test_y, test_digest,
-                self.cache_dir, self.attack_batch_size, progress,
+                self.cache_dir, self.attack_batch_size, progress, weights,
             )  # fmt: skip
             self.timings[f"attacker_{name}_{attack_name}_test_set_s"] = time.perf_counter() - start
             sets = [(f"{name}/{attack_name}", x_adv), (f"{name}/{attack_name}{NOISE_SUFFIX}", x_noise)]
