@@ -208,7 +208,8 @@ def median_of(runs: dict, name: str, s: str, augment: bool | None = None) -> flo
 
 
 def findings(tables: dict[int, dict]) -> list[tuple[str, str, str]]:
-    """The paper's five findings as (finding, verdict, deciding numbers); verdicts from our medians."""
+    """The paper's five findings (a)-(e), in thresholds of our reading, and our matched-noise check (f),
+    as (finding, verdict, deciding numbers); verdicts from our medians."""
     t2, t4 = tables.get(2, {}), tables.get(4, {})
     out = []
 
