@@ -84,7 +84,14 @@ def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple
         for t in tables
     }  # fmt: skip
     overall = findings(mean_tables)
-    mean_label = f"mean of seeds {', '.join(map(str, complete))}" if complete else "mean (no seed has every run)"
+    if len(complete) > 1:
+        mean_label = f"mean of seeds {', '.join(map(str, complete))}"
+    else:
+        mean_label = (
+            f"seed {next(iter(complete))} alone (the one with every run)"
+            if complete
+            else "mean (no seed has every run)"
+        )
     header = ["finding"] + [f"seed {k}" for k in seeds] + [mean_label]
     rows = []
     for i, (text, verdict, _) in enumerate(overall):

@@ -538,6 +538,9 @@ def test_seed_spread_shows_n_and_the_findings_mean_only_seeds_with_every_run(tmp
     fgsm_row = next(line for line in md.splitlines() if line.startswith("| FGSM |") and "n=2" in line)
     assert "61.00 ± 1.41 (n=2)" in fgsm_row, "FGSM-trained, JSMA set: 0.60 and 0.62, seed 2 has no such run"
     assert any(line.startswith("| Clean |") and "(n=3)" in line for line in md.splitlines())
+    shutil.rmtree(tmp_path / "quick" / "seed1" / "table2" / "fgsm")  # now only seed 0 has every run
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
+    assert "| seed 2 | seed 0 alone (the one with every run) |" in md
     assert report_seeds.spread([0.5]) == "50.00 (n=1)", "one value has no spread to show"
 
 
