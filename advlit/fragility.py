@@ -16,7 +16,6 @@ import torch
 
 from advlit.data import Augment, load_mnist
 from advlit.errors import ConfigError, MissingDataError
-from advlit.models import build_network
 from advlit.quiet import quiet_third_party
 from advlit.study import surrogate
 from advlit.threads import cap_threads
@@ -110,12 +109,7 @@ def networks(data_dir: str, networks: list[str], arch: str = "lenet5", threads: 
     quiet_third_party()
     cap_threads(threads)
     x, y = load_mnist(data_dir, train=False)
-    nets = {}
-    for item in networks:
-        name, _, path = item.partition("=")
-        net = build_network(arch)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["tensors"])
-        nets[name] = net
+    nets = {name: surrogate.cached_network(path, arch) for name, _, path in (n.partition("=") for n in networks)}
     print("\n".join(table(nets, x, y, "network")))
 
 

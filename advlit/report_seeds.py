@@ -84,14 +84,12 @@ def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple
         for t in tables
     }  # fmt: skip
     overall = findings(mean_tables)
-    if len(complete) > 1:
-        mean_label = f"mean of seeds {', '.join(map(str, complete))}"
+    if not complete:
+        mean_label = "mean (no seed has every run)"
+    elif len(complete) == 1:
+        mean_label = f"seed {next(iter(complete))} alone (the one with every run)"
     else:
-        mean_label = (
-            f"seed {next(iter(complete))} alone (the one with every run)"
-            if complete
-            else "mean (no seed has every run)"
-        )
+        mean_label = f"mean of seeds {', '.join(map(str, complete))}"
     header = ["finding"] + [f"seed {k}" for k in seeds] + [mean_label]
     rows = []
     for i, (text, verdict, _) in enumerate(overall):

@@ -10,12 +10,13 @@ Not part of the package: ART is installed in a scratch folder, for example
         --attacker $ADVLIT_CACHE/surrogates/attacker-lenet5-<key>.pt \
         --defenders "M'=results/paper/table4/clean/checkpoints/epoch=49-step=23450.ckpt" --images 1000
 
-``--attacker`` is a cached surrogate (its spec is printed); a defender is a Lightning checkpoint of
-a run (its last epoch's weights, not the window's median).
+``--attacker`` is a cached surrogate; a defender is a Lightning checkpoint of a run (its last
+epoch's weights, not the window's median).
 """
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -23,25 +24,13 @@ import yaml
 from advlit.attacks import build_attack, run_attack
 from advlit.bench_attacks import perturbation_stats
 from advlit.data import load_mnist
-from advlit.models.classifier import build_network
+from advlit.fragility import accuracy
+from advlit.models import Classifier
+from advlit.study.surrogate import cached_network
 from benchmarks.reference_attacks import art_attack
 
-PAPER_CW = yaml.safe_load(open("configs/profiles/paper.yaml"))["data"]["attack_params"]["cw"]
-
-
-def cached_surrogate(path: str) -> torch.nn.Module:
-    stored = torch.load(path, weights_only=True)
-    print(f"attacker: {stored['meta']['spec']}")
-    net = build_network(stored["meta"]["spec"]["arch"])
-    net.load_state_dict(stored["tensors"])
-    return net.eval()
-
-
-def checkpoint_network(path: str, arch: str = "lenet5") -> torch.nn.Module:
-    state = torch.load(path, weights_only=False, map_location="cpu")["state_dict"]
-    net = build_network(arch)
-    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")})
-    return net.eval()
+PAPER_PROFILE = Path(__file__).resolve().parent.parent / "configs" / "profiles" / "paper.yaml"
+PAPER_CW = yaml.safe_load(PAPER_PROFILE.read_text())["data"]["attack_params"]["cw"]
 
 
 def main() -> None:
@@ -56,8 +45,9 @@ def main() -> None:
     torch.manual_seed(0)
     x, y = load_mnist(args.data_dir, train=False)
     x, y = x[: args.images], y[: args.images]
-    attacker = cached_surrogate(args.attacker)
-    defenders = {name: checkpoint_network(path) for name, path in (d.split("=", 1) for d in args.defenders)}
+    attacker = cached_network(args.attacker)
+    defenders = {name: Classifier.load_from_checkpoint(path, map_location="cpu").net.eval()
+                 for name, path in (d.split("=", 1) for d in args.defenders)}  # fmt: skip
     makers = {
         "advlit FGSM eps 0.2": lambda: run_attack(build_attack("fgsm"), attacker, x, y, 100, False),
         "advlit JSMA (paper profile)": lambda: run_attack(build_attack("jsma"), attacker, x, y, 100, False),
@@ -75,17 +65,14 @@ def main() -> None:
     print(f"\n{args.images} test images; accuracy in % of each defender (last-epoch weights)\n")
     print("| attack | s | white-box success | unchanged | mean L0 | mean L2 | " + " | ".join(names) + " |")
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(names))
-    with torch.no_grad():
-        clean = [100 * (defenders[n](x).argmax(1) == y).float().mean().item() for n in names]
-    print("| clean | | | | | | " + " | ".join(f"{a:.1f}" for a in clean) + " |")
+    print("| clean | | | | | | " + " | ".join(f"{100 * accuracy(defenders[n], x, y):.1f}" for n in names) + " |")
     for label, make in makers.items():
         start = time.perf_counter()
         x_adv = make().float()
         seconds = time.perf_counter() - start
         stats = perturbation_stats(attacker, x, x_adv, y)
         unchanged = 100 * ((x_adv - x).flatten(1).abs().amax(1) == 0).float().mean().item()
-        with torch.no_grad():
-            acc = [100 * (defenders[n](x_adv).argmax(1) == y).float().mean().item() for n in names]
+        acc = [100 * accuracy(defenders[n], x_adv, y) for n in names]
         print(f"| {label} | {seconds:.0f} | {100 * stats['success']:.1f}% | {unchanged:.1f}% | {stats['l0']:.1f} | "
               f"{stats['l2']:.2f} | " + " | ".join(f"{a:.1f}" for a in acc) + " |", flush=True)  # fmt: skip
 

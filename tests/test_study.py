@@ -170,6 +170,19 @@ def test_a_surrogate_killed_mid_training_resumes_where_it_stopped(tmp_path, monk
     assert not list((tmp_path / "killed" / "surrogates").glob("*.training")), "its checkpoints go once it is cached"
 
 
+def test_a_cached_surrogate_file_loads_as_its_network_in_eval_mode(tmp_path):
+    from advlit.data.augment import Augment
+
+    torch.manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    spec = surrogate.SurrogateSpec(epochs=1, batch_size=32)
+    made = surrogate.load_or_train(spec, x, y, Augment(), "d", str(tmp_path), progress=False)
+    (path,) = (tmp_path / "surrogates").glob("*.pt")
+    net = surrogate.cached_network(path)
+    assert not net.training and cache.weights_digest(net) == made.weights
+    torch.testing.assert_close(net(x), made.net.eval()(x))
+
+
 def test_mix_has_one_unaugmented_copy_per_attack(mnist_dir, tmp_path):
     data = MNISTDataModule(str(mnist_dir), train_attacks=["fgsm", "pgd"], cache_dir=str(tmp_path), **LIGHT)
     data.setup("fit")

@@ -178,6 +178,15 @@ def surrogate_path(
     return key, cache_root(cache_dir) / "surrogates" / f"{spec.role}-{spec.arch}-{key}.pt"
 
 
+def cached_network(path: str | Path, arch: str | None = None) -> nn.Module:
+    """The network of a surrogate's cache file in eval mode on the CPU (``arch`` None: the one its
+    spec names), for inspecting cached networks outside a run."""
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    net = build_network(arch or stored["meta"]["spec"]["arch"])
+    net.load_state_dict(stored["tensors"])
+    return net.eval()
+
+
 def load_or_train(
     spec: SurrogateSpec,
     x: torch.Tensor,
