@@ -1,13 +1,15 @@
 r"""Does this machine and this code train the same surrogate as a cached one?
 
-Trains one quick-profile LeNet5 surrogate into an empty scratch cache and prints the SHA-256 of its weights beside the
-digest of the matching file in ``--compare_cache`` (same key). Run it under two commits, or on two
-machines, to tell code changes from machine differences (docs/results.md, "Seeds and machines"):
+Trains one quick-profile LeNet5 surrogate into an empty scratch cache and prints the SHA-256 of
+its weights beside the digest of the matching file in ``--compare_cache`` (same key). Run it
+under two commits, or on two machines, to tell code changes from machine differences
+(docs/results.md, "Seeds and machines"):
 
     PYTHONPATH=. python benchmarks/surrogate_digest.py --data_dir ../shared/data --seed 2002 \
         --compare_cache $ADVLIT_CACHE
 
-Defaults: seed 2's attacker A' of the quick profile (10k images, 10 epochs, Adam 1e-3, batch 128).
+Defaults: seed 2's attacker A' with the quick profile's images, epochs and learning rate
+(read from configs/profiles/quick.yaml).
 """
 
 import argparse
@@ -15,10 +17,13 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
 from advlit.data import MNISTDataModule
 from advlit.study import surrogate
 from advlit.study.cache import weights_digest
+
+QUICK = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs" / "profiles" / "quick.yaml").read_text())
 
 
 def main() -> None:
@@ -27,9 +32,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2002)
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--role", default="attacker", choices=["attacker", "defender"])
-    parser.add_argument("--train_limit", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--train_limit", type=int, default=QUICK["data"]["train_limit"])
+    parser.add_argument("--epochs", type=int, default=QUICK["transfer"]["attacker_epochs"])
+    parser.add_argument("--lr", type=float, default=QUICK["model"]["lr"])
     parser.add_argument("--compare_cache", default=None, help="a cache folder holding the same surrogate")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
