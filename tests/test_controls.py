@@ -24,28 +24,56 @@ def test_linf_control_spends_the_attack_budget_per_pixel(images):
     assert (diff > 0).sum() > 0.2 * diff.numel() and (diff < 0).sum() > 0.05 * diff.numel()
 
 
-def test_l0_control_sets_as_many_random_pixels_to_one(images):
+def jsma_like(images: torch.Tensor) -> torch.Tensor:
+    """A JSMA-shaped change: 0..6 pixels per image raised to 1, partly lit ones among them."""
     x_adv = images.clone().flatten(1)
-    counts = torch.arange(len(images)) % 7  # 0..6 pixels per image, image 0 unchanged
-    for i, k in enumerate(counts.tolist()):
-        x_adv[i, 100 : 100 + k] = 1.0
-    x_adv = x_adv.view_as(images)
+    for i in range(len(images)):
+        k = i % 7  # image 0 unchanged
+        lit = images[i].flatten().nonzero().flatten()[: k // 2]  # some partly lit pixels, smaller changes
+        x_adv[i, lit] = 1.0
+        x_adv[i, 100 : 100 + k - len(lit)] = 1.0
+    return x_adv.view_as(images)
+
+
+def sorted_changes(x: torch.Tensor, x_changed: torch.Tensor) -> list[torch.Tensor]:
+    diff = (x_changed - x).flatten(1)
+    return [row[row != 0].sort().values for row in diff]
+
+
+def test_l0_control_moves_the_attacks_own_changes_to_random_pixels(images):
+    x_adv = jsma_like(images)
     noise = matched_noise(JSMA(), images, x_adv)
-    changed = (noise != images).flatten(1)
-    assert torch.equal(changed.sum(1), counts)
-    assert (noise.flatten(1)[changed] == 1).all()
-    assert not torch.equal(changed, (x_adv != images).flatten(1)), "the pixels are random, not the attack's"
+    assert 0 <= noise.min() and noise.max() <= 1
+    for i, (ours, theirs) in enumerate(zip(sorted_changes(images, noise), sorted_changes(images, x_adv), strict=True)):
+        assert len(ours) == len(theirs), f"image {i}: L0 {len(ours)} vs the attack's {len(theirs)}"
+        assert torch.allclose(ours, theirs, atol=1e-6), f"image {i}: not the attack's per-pixel changes"
+    l1 = lambda a: (a - images).flatten(1).abs().sum(1)  # noqa: E731
+    l2 = lambda a: (a - images).flatten(1).norm(dim=1)  # noqa: E731
+    assert torch.allclose(l1(noise), l1(x_adv), atol=1e-5) and torch.allclose(l2(noise), l2(x_adv), atol=1e-5)
+    assert torch.equal(noise[0], images[0]), "an image the attack left alone stays alone"
+    assert not torch.equal(noise != images, x_adv != images), "the pixels are random, not the attack's"
 
 
-def test_l2_control_matches_each_images_l2_after_clipping(images):
-    x_adv = (images + 0.08 * torch.randn_like(images)).clamp(0, 1)
+def test_l0_control_finds_room_for_large_changes_when_few_pixels_have_it():
+    x = torch.full((1, 1, 4, 4), 0.5)
+    x[0, 0, 0, :2] = 0.0  # only two pixels can take a change of +1
+    x_adv = x.clone()
+    x_adv[0, 0, 3, 0], x_adv[0, 0, 3, 1], x_adv[0, 0, 0, 0] = 1.0, 1.0, 1.0  # +0.5, +0.5, +1.0
+    noise = matched_noise(JSMA(), x, x_adv)
+    assert torch.allclose(sorted_changes(x, noise)[0], torch.tensor([0.5, 0.5, 1.0]))
+
+
+def test_l2_control_matches_each_images_l0_and_l2_after_clipping(images):
+    x_adv = (images + 0.3 * torch.randn_like(images) * (torch.rand_like(images) < 0.5)).clamp(0, 1)
     x_adv[0] = images[0]
     noise = matched_noise(CarliniWagnerL2(), images, x_adv)
     target = (x_adv - images).flatten(1).norm(dim=1)
     got = (noise - images).flatten(1).norm(dim=1)
     assert torch.allclose(got, target, rtol=1e-3, atol=1e-6)
+    assert torch.equal((noise != images).flatten(1).sum(1), (x_adv != images).flatten(1).sum(1))
     assert 0 <= noise.min() and noise.max() <= 1
     assert torch.equal(noise[0], images[0]), "an image the attack left alone stays alone"
+    assert not torch.equal(noise != images, x_adv != images), "the pixels are random, not the attack's"
 
 
 def test_controls_repeat_and_a_batch_equals_its_images_alone(images):

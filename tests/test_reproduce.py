@@ -567,3 +567,12 @@ def test_report_of_seeds_run_without_seed_zero_starts_at_the_lowest(tmp_path):
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
     assert "tables of seed 1, the lowest with runs" in md and "## Over seeds 1, 2" in md
     assert "| Clean | 99.00 (99.42) |" not in md and "44.00 (42.01)" in md, "the tables show seed 1 (FGSM 0.44)"
+
+
+def test_control_match_rows_show_what_each_control_spends_beside_its_attack():
+    budget = lambda l0, l2, linf: {"budget": {"l0": l0, "l2": l2, "linf": linf}}  # noqa: E731
+    run = {"set_quality": {"A/jsma": budget(40.0, 5.0, 1.0), "A/jsma_noise": budget(40.0, 5.5, 1.0),
+                           "A/fgsm": budget(700.0, 4.3, 0.2)}}  # fmt: skip
+    header, rows = report_mod.control_match_rows({"clean": run})
+    assert header[0] == "set" and [r[0] for r in rows] == ["A/jsma"], "a set without its control has no row"
+    assert rows[0][1:3] == ["40.0", "40.0"] and rows[0][7:] == ["+0.0%", "+10.0%", "+0.0%"]

@@ -279,11 +279,13 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert quality["A/fgsm_8bit"]["linf"]["mean"] == pytest.approx(0.2, abs=0.5 / 255)  # eps 0.2 = 51/255
     assert quality["A/fgsm"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
     assert quality["A/fgsm_noise"]["linf"]["mean"] == pytest.approx(0.2, abs=1e-6)
-    for attack in ("fgsm", "jsma", "cw"):  # each control spends its attack's budget
+    matched = {"fgsm": ("linf",), "jsma": ("l0", "l2", "linf"), "cw": ("l0", "l2")}
+    for attack, norms in matched.items():  # each control spends its attack's budget in these norms
         spent, noise = quality[f"A/{attack}"]["budget"], quality[f"A/{attack}_noise"]["budget"]
-        assert noise["l0" if attack == "jsma" else "l2" if attack == "cw" else "linf"] == pytest.approx(
-            spent["l0" if attack == "jsma" else "l2" if attack == "cw" else "linf"], rel=1e-4
-        ), attack
+        for norm in norms:  # the smoke C&W (no snap) leaves some changes of ~1e-6 that a control at that
+            # L2 cannot repeat on pixels near 0.5 (below float32's resolution there): L0 within 2%
+            rel = 0.02 if (attack, norm) == ("cw", "l0") else 1e-4
+            assert noise[norm] == pytest.approx(spent[norm], rel=rel), (attack, norm)
     for name, hist in record["predicted_classes_last_epoch"].items():
         assert len(hist) == 10 and sum(hist) == 200, name
     (events,) = run.glob("events.out.tfevents.*")

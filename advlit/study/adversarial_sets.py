@@ -20,7 +20,7 @@ from advlit.study.cache import (
     save_tensors,
     weights_digest,
 )
-from advlit.study.controls import NOISE_SEED, matched_noise
+from advlit.study.controls import CONTROLS_VERSION, NOISE_SEED, matched_noise
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,11 @@ def make_in_parts(
 def set_path(
     surrogate_key: str, attack_name: str, attack: Attack, split: str, data_digest: str, cache_dir: str | None
 ) -> tuple[str, Path]:
-    """The set's cache key and file."""
+    """The set's cache key and file. A test set's key holds its controls' version (training sets
+    have no controls, so a new kind of control leaves them and the surrogates' keys as they are)."""
     description = {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split}
+    if split == "test":
+        description["controls"] = CONTROLS_VERSION
     key = content_key({**description, "data": data_digest})
     return key, cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
 

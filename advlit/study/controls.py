@@ -4,10 +4,15 @@ An accuracy drop that such noise causes too is fragility, not transfer. Each con
 same budget as the attack did on that image, in the attack's norm, in a random direction:
 
 - L_inf (FGSM, PGD): a random sign per pixel times the image's L_inf, clipped to [0, 1];
-- L_0 (JSMA): as many pixels as the attack changed, drawn among the pixels that can still move
-  (below 1 for theta > 0), set to 1 (0 for theta < 0);
-- L_2 (C&W): a Gaussian direction scaled, per image, so that after clipping to [0, 1] its L2 is
-  the attack's (as nearly as clipping allows: bisection on the scale).
+- L_0 (JSMA): the attack's own per-pixel changes (the same amounts), each moved to a random pixel
+  that can take it without clipping, so L0, L1 and L2 match the attack's exactly (largest change
+  first, each to the first free pixel in a random order that has room for it);
+- L_2 (C&W): as many random pixels as the attack changed, moved by Gaussian amounts (a pixel at 0
+  or 1 always inwards), scaled per image so that after clipping to [0, 1] the L2 is the attack's
+  (bisection on the scale): L0 and L2 match.
+
+What each control misses its attack by is in every set's quality (``budget`` of the attack's set
+and of its ``_noise`` set, in metrics.json and ``advlit report``).
 
 Randomness is drawn per image from its content and ``seed`` (:mod:`advlit.attacks.rng`), so a
 control does not depend on batching. Images the attack left unchanged stay unchanged.
@@ -21,6 +26,9 @@ from advlit.attacks import FGSM, JSMA, PGD, Attack, CarliniWagnerL2
 from advlit.attacks.rng import image_keys, uniform
 
 NOISE_SEED = 0
+# What the controls are: part of a test set's cache entry; a set whose controls are of another version
+# gets new ones made from its stored examples (the attack is not run again).
+CONTROLS_VERSION = 2
 _BISECTION_STEPS = 40
 
 
@@ -43,20 +51,43 @@ def matched_noise(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor, seed: in
         eps = diff.abs().amax(1, keepdim=True)
         out = (flat + eps * torch.where(u[:, 0] < 0.5, -1.0, 1.0)).clamp(0, 1)
     elif norm == "l0":
-        out = _random_pixels(flat, (diff != 0).sum(1), u[:, 0], up=getattr(attack, "theta", 1.0) > 0)
+        out = _moved_changes(flat, diff, u[:, 0])
     else:
         gauss = (-2 * torch.log1p(-u[:, 0])).sqrt() * torch.cos(2 * math.pi * u[:, 1])  # Box-Muller
-        out = _scaled_to_l2(flat, gauss, diff.norm(dim=1))
+        chosen = _random_choice(u[:, 0], (diff != 0).sum(1))
+        inwards = torch.where(flat <= 0, 1.0, torch.where(flat >= 1, -1.0, 1.0))  # a pixel at 0 or 1 moves in
+        direction = torch.where(chosen, torch.where(flat.gt(0) & flat.lt(1), gauss, gauss.abs() * inwards), 0.0)
+        out = _scaled_to_l2(flat, direction, diff.norm(dim=1))
     return out.view_as(x).to(x.dtype)
 
 
-def _random_pixels(flat: torch.Tensor, count: torch.Tensor, u: torch.Tensor, up: bool) -> torch.Tensor:
-    """Set ``count[i]`` random movable pixels of image i to 1 (``up``) or 0."""
-    movable = flat < 1 if up else flat > 0
-    score = torch.where(movable, u, -1.0)  # movable pixels first, in random order
-    rank = score.argsort(1, descending=True).argsort(1)
-    chosen = (rank < count[:, None]) & movable
-    return torch.where(chosen, 1.0 if up else 0.0, flat)
+def _random_choice(u: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """A mask of ``count[i]`` pixels of image i, drawn at random (``u``: a uniform per pixel)."""
+    rank = u.argsort(1, descending=True).argsort(1)
+    return rank < count[:, None]
+
+
+def _moved_changes(flat: torch.Tensor, diff: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Each image's non-zero changes ``diff``, moved to random pixels that can take them unclipped.
+
+    The changes go largest first, each to the first free pixel, in the random order ``u``, that
+    has room for it; for changes of one sign the pixels with room for a change include those with
+    room for every larger one, so this finds a place for each whenever there is one. A change with
+    no such place (none in practice) goes to the first free pixel and is clipped there.
+    """
+    changes = diff.gather(1, diff.abs().argsort(1, descending=True))  # largest first, zeros last
+    count = int((diff != 0).sum(1).max()) if len(diff) else 0
+    out, free = flat.clone(), torch.ones_like(flat, dtype=torch.bool)
+    rows = torch.arange(len(flat), device=flat.device)
+    for r in range(count):  # a step per change rank (at most the attack's largest L0), batched over images
+        d = changes[:, r : r + 1]
+        room = free & (flat + d >= 0) & (flat + d <= 1)
+        score = torch.where(room, u + 1, torch.where(free, u, -1.0))  # pixels with room first
+        pixel = score.argmax(1)
+        moving = d[:, 0] != 0
+        out[rows, pixel] = torch.where(moving, (flat[rows, pixel] + d[:, 0]).clamp(0, 1), out[rows, pixel])
+        free[rows, pixel] &= ~moving
+    return out
 
 
 def _scaled_to_l2(flat: torch.Tensor, direction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
