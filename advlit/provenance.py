@@ -1,6 +1,7 @@
 """Where a result came from: the code's git commit, the library versions, the machine."""
 
 import functools
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -17,9 +18,32 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine() -> dict:
+    """The hardware a figure comes from: CPU model, cores this process may use, torch's threads, the
+    CPU's vector extensions torch uses, and the GPU (None without one)."""
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu_model(), "cores": cores, "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu}  # fmt: skip
+
+
 def provenance() -> dict:
     """The git commit advlit runs from (None outside a checkout) and whether the tree was dirty, the
-    versions of advlit, torch, torchvision and lightning, Python and the platform."""
+    versions of advlit, torch, torchvision and lightning, Python, the platform and the machine
+    (:func:`machine`)."""
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     versions = {}
@@ -34,6 +58,7 @@ def provenance() -> dict:
         "versions": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "machine": machine(),
     }
 
 

@@ -272,6 +272,8 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert record["attackers"]["A"]["spec"]["lr"] == record["defender"]["source"]["lr"] == 1e-4, "model.lr is linked"
     assert record["seed_everything"] == "0", "surrogate training does not overwrite the run's seed"
     assert len(record["provenance"]["git_commit"]) == 40 and record["provenance"]["versions"]["torch"]
+    assert record["provenance"]["machine"]["cores"] >= 1 and "cpu" in record["provenance"]["machine"]
+    assert record["torch_threads"] >= 1
     assert "train_attacks:" in record["config"], "the resolved config travels with the numbers"
     assert {"defender_surrogate_s", "attacker_A_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     quality = record["set_quality"]

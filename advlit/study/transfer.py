@@ -359,6 +359,7 @@ class TransferEvaluation(Callback):
             "seed_everything": os.environ.get("PL_GLOBAL_SEED"),
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
+            "torch_threads": torch.get_num_threads(),  # as the run ended (--threads sets it after the start)
             "provenance": getattr(self, "started_from", None) or process_provenance(),
             "provenance_earlier_parts": self.earlier_provenance,
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
