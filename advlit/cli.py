@@ -37,6 +37,7 @@ commands:
   fit / validate / test   one experiment (LightningCLI; advlit fit --help lists every setting)
   reproduce               every run of a paper table: advlit reproduce --table 2 [--profile quick]
   report                  our tables beside the paper's, controls, findings: advlit report --profile quick
+  networks                keep surrogate networks in git, seed a cache: advlit networks seed results/paper/networks
 
 Lightning's own help follows.
 """
@@ -181,6 +182,10 @@ def main(args: ArgsType = None) -> None:
         import importlib
 
         return importlib.import_module(f"advlit.{argv[0]}").main(argv[1:])
+    if argv and argv[0] == "networks":
+        from advlit.study import stored_networks
+
+        return stored_networks.main(argv[1:])
     root = logging.getLogger("advlit")
     for old in [h for h in root.handlers if getattr(h, "advlit_console", False)]:
         root.removeHandler(old)  # one console handler, also when main() runs again in a process
