@@ -22,9 +22,9 @@ import torch
 import yaml
 
 from advlit.attacks import build_attack, run_attack
-from advlit.bench_attacks import perturbation_stats
+from advlit.bench.attacks import perturbation_stats
+from advlit.bench.fragility import accuracy
 from advlit.data import load_mnist
-from advlit.fragility import accuracy
 from advlit.models import Classifier
 from advlit.study.surrogate import cached_network
 from benchmarks.reference_attacks import art_attack

@@ -19,9 +19,9 @@ import torch
 
 from advlit.attacks import build_attack, run_attack
 from advlit.attacks.carlini_wagner import EFFICIENT_CW
-from advlit.bench_attacks import perturbation_stats, quick_train
+from advlit.bench.attacks import perturbation_stats, quick_train
 from advlit.data import load_mnist
-from advlit.devices import describe_device
+from advlit.runtime.devices import describe_device
 
 
 def art_attack(cls_name: str, model: torch.nn.Module, batch_size: int, **params):

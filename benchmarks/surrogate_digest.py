@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from advlit.data import MNISTDataModule
 from advlit.study import surrogate
 from advlit.study.cache import weights_digest
+from advlit.study.datamodule import MNISTDataModule
 
 QUICK = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs" / "profiles" / "quick.yaml").read_text())
 

@@ -121,7 +121,7 @@ def test_jsma_changes_few_pixels_and_reaches_its_target(victim, variant):
 @pytest.fixture(scope="module")
 def real_victim(real_mnist):
     """(LeNet5 trained one epoch on 20k real MNIST images, 100 test images it classifies right)."""
-    from advlit.bench_attacks import quick_train
+    from advlit.bench.attacks import quick_train
 
     x_train, y_train = load_mnist(real_mnist, train=True)
     net = quick_train("lenet5", x_train[:20000], y_train[:20000], epochs=1)
@@ -325,7 +325,7 @@ def test_carlini_wagner_never_writes_nan(victim):
 
 @pytest.fixture(scope="module")
 def real_lenet5(real_mnist):
-    from advlit.bench_attacks import quick_train
+    from advlit.bench.attacks import quick_train
 
     x_train, y_train = load_mnist(real_mnist, train=True)
     return quick_train("lenet5", x_train, y_train, epochs=1)
@@ -345,7 +345,7 @@ def test_real_mnist_lenet5_is_fooled_white_box(real_mnist, real_lenet5, name):
 
 
 def test_attack_benchmark_prints_a_row_per_attack(mnist_dir, capsys):
-    from advlit.bench_attacks import attacks
+    from advlit.bench.attacks import attacks
 
     attacks(str(mnist_dir), archs=["lenet5"], attacks={"fgsm": {}, "jsma": {"gamma": 0.02}}, images=10,
             batch_size=5, train_epochs=1, train_images=100, device="cpu")  # fmt: skip

@@ -4,7 +4,7 @@ import torch
 
 
 def test_training_benchmark_prints_every_row(capsys):
-    from advlit.bench import train
+    from advlit.bench.training import train
 
     threads = torch.get_num_threads()
     try:
@@ -20,7 +20,7 @@ def test_training_benchmark_prints_every_row(capsys):
 
 
 def test_the_before_rows_run_the_earlier_layer_order():
-    from advlit.bench import relu_before_pool
+    from advlit.bench.training import relu_before_pool
     from advlit.models import build_network
 
     net = relu_before_pool(build_network("lenet5", channels_last=False))

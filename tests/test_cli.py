@@ -11,7 +11,7 @@ def test_every_config_parses(config, capsys):
     assert "model:" in capsys.readouterr().out
 
 
-def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypatch):
+def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     code = run_cli(
         *smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml"),
@@ -27,6 +27,9 @@ def test_few_batch_fit_writes_tensorboard_scalars(mnist_dir, tmp_path, monkeypat
     )
     assert any(tag.startswith("lr-") for tag in tags)
     assert re.findall(r"^arch: \w+$", (events[0].parent / "hparams.yaml").read_text(), re.M) == ["arch: lenet5"]
+    said = [r.getMessage() for r in caplog.records if r.name == "advlit.study.transfer"]
+    assert any(m.startswith("A/fgsm ") and "noise" in m for m in said), "the run ends with its summary table"
+    assert any(m.startswith("metrics: ") for m in said) and any(m.startswith("TensorBoard: ") for m in said)
 
 
 def test_the_saved_config_reruns(mnist_dir, tmp_path, monkeypatch):
@@ -93,7 +96,7 @@ def test_the_plan_marks_each_stage_cached_or_to_make(mnist_dir, tmp_path, monkey
     assert all(line.strip().startswith("cached") for line in again if "network (" in line or " on the " in line)
     assert sum("to make" in line for line in again) == 1 + 1, "only the defended network's training remains"
     assert any(re.match(r"epoch 1/1 done, \d+ s per epoch; about 0 min left", m) for m in
-               [r.getMessage() for r in caplog.records if r.name == "advlit.progress"])  # fmt: skip
+               [r.getMessage() for r in caplog.records if r.name == "advlit.runtime.progress"])  # fmt: skip
 
 
 def test_measuring_speeds_leaves_the_random_streams_alone():
@@ -136,7 +139,7 @@ def test_threads_caps_this_process_and_its_children(monkeypatch):
 
     import torch
 
-    from advlit.threads import cap_threads
+    from advlit.runtime.threads import cap_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     before = torch.get_num_threads()
@@ -148,3 +151,59 @@ def test_threads_caps_this_process_and_its_children(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def refused_before_work(capsys, cache, *args) -> str:
+    """Run ``advlit ARGS``; it must exit 2 with one ``advlit: error`` line and no network or set made."""
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("advlit: error: ") or "error:" in err[-1], err[-3:]
+    assert not list(cache.rglob("*.pt")), "refused before any network or set was made"
+    return err[-1]
+
+
+def test_a_shortened_flag_is_refused_not_taken_for_a_longer_one(mnist_dir, tmp_path, capsys):
+    args = smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml")
+    last = refused_before_work(capsys, tmp_path / "cache", *args, "--transfer.attacker_seed", "0")
+    assert "--transfer.attacker_seed" in last and "unrecognized" in last
+
+
+def test_a_shortened_reproduce_flag_is_not_matched(tmp_path, capsys):
+    from advlit.reproduction import reproduce
+
+    with pytest.raises(SystemExit) as exit:
+        reproduce.main(["--tab", "2", "--dry_run"])
+    assert exit.value.code == 2 and "--table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--trainer.devices", "0"], "trainer settings refused by Lightning"),
+        (["--trainer.max_epochs", "-5"], "trainer settings refused by Lightning"),
+        (["--trainer.strategy", "no_such_strategy"], "trainer settings refused by Lightning"),
+        (["--trainer.accelerator", "tpu"], "trainer settings refused by Lightning"),
+    ],
+)
+def test_a_trainer_setting_lightning_refuses_is_one_line(mnist_dir, tmp_path, capsys, flags, message):
+    args = smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml")
+    last = refused_before_work(capsys, tmp_path / "cache", *args, *flags)
+    assert last.startswith("advlit: error: ") and message in last
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint", b"PK\x03\x04"[:2]])
+def test_a_missing_or_bad_checkpoint_is_refused_before_any_work(mnist_dir, tmp_path, capsys, content):
+    ckpt = tmp_path / "run.ckpt"
+    if content is not None:
+        ckpt.write_bytes(content)
+    args = smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml")
+    last = refused_before_work(capsys, tmp_path / "cache", *args, "--ckpt_path", str(ckpt))
+    assert last.startswith("advlit: error: --ckpt_path") and str(ckpt) in last
+
+
+def test_a_log_folder_that_cannot_be_written_is_refused_before_any_work(mnist_dir, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    args = smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml")
+    save_dir = str(tmp_path / "a_file" / "logs")
+    last = refused_before_work(capsys, tmp_path / "cache", *args, "--trainer.logger.init_args.save_dir", save_dir)
+    assert "log folder" in last and "cannot be written" in last

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from advlit.data import MNIST_FILES, MNISTDataModule, TensorBatches, load_mnist
-from advlit.errors import MissingDataError
+from advlit.data import MNIST_FILES, TensorBatches, load_mnist
+from advlit.runtime.errors import MissingDataError
+from advlit.study.datamodule import MNISTDataModule
 
 
 def test_loads_fixture_idx_files_as_pixels(mnist_dir):
@@ -116,7 +117,7 @@ def test_a_damaged_mnist_file_is_named_in_one_line(mnist_dir, tmp_path, damage, 
     import shutil
 
     from advlit.data import load_mnist
-    from advlit.errors import MissingDataError
+    from advlit.runtime.errors import MissingDataError
 
     copy = tmp_path / "data"
     shutil.copytree(mnist_dir, copy)
@@ -132,7 +133,7 @@ def test_one_missing_mnist_file_is_named(mnist_dir, tmp_path):
     import shutil
 
     from advlit.data import load_mnist
-    from advlit.errors import MissingDataError
+    from advlit.runtime.errors import MissingDataError
 
     shutil.copytree(mnist_dir, tmp_path / "data")
     (tmp_path / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from advlit import fragility
-from advlit.errors import ConfigError
+from advlit.bench import fragility
 from advlit.models import build_network
+from advlit.runtime.errors import ConfigError
 from advlit.study.cache import save_tensors
 
 
@@ -40,4 +40,4 @@ def test_a_missing_data_folder_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sys.argv", ["fragility", "networks", "--data_dir", str(tmp_path), "--networks", "[A=x]"])
     with pytest.raises(SystemExit) as exit:
         fragility.main()
-    assert exit.value.code == 2 and capsys.readouterr().err.startswith("advlit.fragility: error:")
+    assert exit.value.code == 2 and capsys.readouterr().err.startswith("advlit.bench.fragility: error:")

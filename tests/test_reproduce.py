@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from advlit import report as report_mod
-from advlit import report_seeds
-from advlit import reproduce as reproduce_mod
-from advlit.errors import ConfigError
-from advlit.reproduce import grid, run_folder
-from advlit.run_settings import lookup, parsed_config, run_config
+from advlit.reproduction import report as report_mod
+from advlit.reproduction import report_seeds
+from advlit.reproduction import reproduce as reproduce_mod
+from advlit.reproduction.reproduce import grid, run_folder
+from advlit.reproduction.run_settings import lookup, parsed_config, run_config
+from advlit.runtime.errors import ConfigError
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -349,7 +349,7 @@ def test_report_of_runs_without_the_new_columns_has_no_such_section(tmp_path):
 def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monkeypatch):
     import inspect
 
-    from advlit.data import MNISTDataModule
+    from advlit.study.datamodule import MNISTDataModule
 
     defaults = inspect.signature(MNISTDataModule).parameters
     assert (defaults["seed"].default, defaults["source_seed"].default) == (0, 1), "seed_overrides assumes them"
@@ -576,3 +576,16 @@ def test_control_match_rows_show_what_each_control_spends_beside_its_attack():
     header, rows = report_mod.control_match_rows({"clean": run})
     assert header[0] == "set" and [r[0] for r in rows] == ["A/jsma"], "a set without its control has no row"
     assert rows[0][1:3] == ["40.0", "40.0"] and rows[0][7:] == ["+0.0%", "+10.0%", "+0.0%"]
+
+
+def test_a_finding_the_seeds_disagree_on_is_within_seed_noise():
+    def findings(tables):  # one table per seed: its verdicts
+        return [("(a) x", tables["a"], "numbers"), ("(b) y", tables["b"], "numbers"), ("(c) z", "not run", "")]
+
+    by_seed = {0: {"a": "reproduced", "b": "reproduced"}, 1: {"a": "reproduced", "b": "not reproduced"}}
+    a, b, c = report_seeds.findings_with_evidence(by_seed, findings)
+    assert a[1:3] == ("reproduced", "2 seeds, all agree")
+    assert b[1] == "within seed noise" and "1 reproduced, 1 not reproduced" in b[2]
+    assert c[1:3] == ("not run", "no run")
+    (one,) = report_seeds.findings_with_evidence({0: {"a": "reproduced", "b": "-"}}, findings)[:1]
+    assert one[1] == "reproduced" and one[2].startswith("1 seed")

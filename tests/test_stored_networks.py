@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from advlit.errors import ConfigError
 from advlit.models.classifier import build_network
+from advlit.runtime.errors import ConfigError
 from advlit.study import stored_networks
 from advlit.study.cache import made_seconds, record_made, save_tensors, weights_digest
 from advlit.study.surrogate import SurrogateSpec, cached_network

@@ -13,11 +13,11 @@ from conftest import run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from advlit.attacks import FGSM, JSMA, CarliniWagnerL2
-from advlit.data import MNISTDataModule
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 from advlit.study import adversarial_sets, cache, surrogate
 from advlit.study import transfer as transfer_mod
 from advlit.study.cache import load_tensors, save_tensors
+from advlit.study.datamodule import MNISTDataModule
 from advlit.study.transfer import TransferEvaluation
 from advlit.study.window import window_stats
 
@@ -305,7 +305,22 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     info = plugin_data_pb2.HParamsPluginData.FromString(hparams.plugin_data.content).session_start_info
     assert {"data.train_attacks", "transfer.window_start", "trainer.max_epochs"} <= set(info.hparams)
     assert not any(k.startswith("_") or "._" in k for k in info.hparams)
-    assert acc.Scalars("hp/median/A/fgsm")[-1].value == pytest.approx(record["median"]["A/fgsm"])
+    assert not any(tag.startswith("hp/") for tag in tags), "the HParams metrics are the window/median scalars"
+    layout = acc.summary_metadata.get("custom_scalars__config__")
+    assert layout is not None, "Custom Scalars: each attack beside its matched noise"
+
+
+def test_the_run_summary_puts_each_attack_beside_its_noise(smoke_run):
+    from advlit.study.run_summary import summary_lines
+
+    run, _ = smoke_run
+    record = json.loads((run / "metrics.json").read_text())
+    lines = summary_lines(record)
+    row = next(line for line in lines if line.startswith("A/jsma "))
+    median, noise = 100 * record["median"]["A/jsma"], 100 * record["median"]["A/jsma_noise"]
+    assert f"{median:.1f}" in row and f"{noise:.1f}" in row and f"{median - noise:+.1f}" in row
+    assert not any(line.startswith("A/jsma_noise") for line in lines), "a control is a column, not a row"
+    assert any(line.startswith("A/worst") for line in lines) and any("masking" in line for line in lines)
 
 
 def test_cached_controls_match_their_sets_image_by_image(smoke_run, mnist_dir):
@@ -364,7 +379,7 @@ def test_resume_keeps_every_epoch_in_the_window(smoke_run, mnist_dir, tmp_path, 
     assert "test sets A/fgsm differ from those this run's first epochs" in capsys.readouterr().err
     tampered.unlink()
     monkeypatch.setattr(transfer_mod, "process_provenance", lambda: {"git_commit": "at the start"})
-    monkeypatch.setattr("advlit.provenance.provenance", lambda: {"git_commit": "changed while it ran"})
+    monkeypatch.setattr("advlit.runtime.provenance.provenance", lambda: {"git_commit": "changed while it ran"})
     assert run_cli(*here, "--trainer.max_epochs", "4", "--ckpt_path", str(ckpt)) == 0
     record = json.loads((resumed / "metrics.json").read_text())
     assert record["provenance"] == {"git_commit": "at the start"}, "the code the run started from"

@@ -8,7 +8,7 @@ from advlit.attacks.fgsm import FGSM
 from advlit.attacks.jsma import JSMA
 from advlit.attacks.mifgsm import MIFGSM
 from advlit.attacks.pgd import PGD
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 AttackName = Literal["fgsm", "pgd", "mifgsm", "jsma", "jsma_pairs", "cw"]
 

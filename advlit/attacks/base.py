@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from advlit.attacks.base import Attack, check_labels, check_range
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # Adam, as in Carlini's code (TensorFlow defaults)

@@ -8,7 +8,7 @@ from torch import nn
 from advlit.attacks.base import Attack, check_labels, check_range
 from advlit.attacks.rng import image_keys, other_class
 from advlit.attacks.saliency import best_pairs, best_pixels
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 
 class JSMA(Attack):

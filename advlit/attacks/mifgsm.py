@@ -5,7 +5,7 @@ from torch import nn
 
 from advlit.attacks.base import Attack, check_range
 from advlit.attacks.fgsm import input_gradient
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 
 class MIFGSM(Attack):

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch.nn import functional as F
 
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 Interpolation = Literal["nearest", "bilinear"]
 _ERASE_TRIES = 10  # torchvision.transforms.v2.RandomErasing draws up to ten boxes

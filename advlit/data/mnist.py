@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torchvision.datasets import MNIST
 
-from advlit.errors import MissingDataError
+from advlit.runtime.errors import MissingDataError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",

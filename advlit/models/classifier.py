@@ -8,9 +8,9 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from advlit.errors import ConfigError
 from advlit.models.lenet5 import LeNet5
 from advlit.models.resnet18 import ResNet18
+from advlit.runtime.errors import ConfigError
 
 ArchName = Literal["lenet5", "resnet18"]
 ARCHS: dict[str, type[nn.Module]] = {"lenet5": LeNet5, "resnet18": ResNet18}

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 import advlit
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 CACHE_ENV = "ADVLIT_CACHE"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from advlit.errors import ConfigError
 from advlit.models.classifier import build_network
+from advlit.runtime.errors import ConfigError
 from advlit.study.cache import atomic_write, cache_root, made_path, made_seconds, record_made, weights_digest
 
 MANIFEST = "networks.json"

@@ -17,12 +17,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torchmetrics import Metric
 
-from advlit.checkpoints import newest_loadable
 from advlit.data.augment import Augment
 from advlit.data.tensor_data import TensorData
-from advlit.errors import ConfigError
 from advlit.models.classifier import ARCHS, Classifier, build_network
-from advlit.progress import progress_bar
+from advlit.runtime.checkpoints import newest_loadable
+from advlit.runtime.errors import ConfigError
+from advlit.runtime.progress import progress_bar
 from advlit.study.cache import (
     cache_root,
     content_key,

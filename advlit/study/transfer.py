@@ -13,21 +13,22 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
-from advlit.errors import ConfigError
-from advlit.provenance import process_provenance
+from advlit.runtime.errors import ConfigError
+from advlit.runtime.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.quality import set_quality
 from advlit.study.robustness import EIGHT_BIT_SUFFIX, WHITEBOX
+from advlit.study.run_summary import NOISE_SUFFIX, custom_scalars_layout, summary_lines
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
 from advlit.study.window import window_stats
 
 log = logging.getLogger(__name__)
 NUM_CLASSES = 10
-NOISE_SUFFIX = "_noise"
 
 
 def to_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -233,6 +234,11 @@ class TransferEvaluation(Callback):
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.fit_start = time.perf_counter()
+        if trainer.is_global_zero and self.attacks:
+            layout = custom_scalars_layout(list(self.specs), list(self.attacks))
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_custom_scalars(layout)
 
     @torch.no_grad()
     def counts(
@@ -310,19 +316,29 @@ class TransferEvaluation(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
         folder = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast: every rank asks
         if trainer.is_global_zero:
-            self.write_metrics(trainer, pl_module, stats, folder / "metrics.json")
+            record = self.write_metrics(trainer, pl_module, stats, folder / "metrics.json")
             self.log_hparams(trainer, folder / "config.yaml", stats["median"])
+            for line in summary_lines(record):
+                log.info(line)
+            log.info("metrics: %s", folder / "metrics.json")
+            log.info("TensorBoard: tensorboard --logdir %s (Custom Scalars: each attack beside its noise)", folder)
 
     def log_hparams(self, trainer: Trainer, config: Path, medians: dict[str, float]) -> None:
-        """TensorBoard's HParams tab: the whole resolved config, with the window medians as metrics."""
+        """TensorBoard's HParams tab: the whole resolved config, with the window medians as metrics
+        (the ``window/median/*`` scalars already logged: no second copy in the Scalars tab)."""
         if not config.exists():
             return
         params = _flatten(yaml.safe_load(config.read_text()) or {})
+        exp, start, end = hparams_summary(params, {f"window/median/{k}": v for k, v in medians.items()})
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.log_hyperparams(params, metrics={f"hp/median/{k}": v for k, v in medians.items()})
+                writer = logger.experiment._get_file_writer()
+                for summary in (exp, start, end):
+                    writer.add_summary(summary)
+                writer.flush()
 
-    def write_metrics(self, trainer: Trainer, pl_module: LightningModule, stats: dict, path: Path) -> None:
+    def write_metrics(self, trainer: Trainer, pl_module: LightningModule, stats: dict, path: Path) -> dict:
+        """Write ``metrics.json`` and return its record."""
         data = trainer.datamodule
         gaps = self.noise_gaps(stats["median"])
         for name, gap in gaps.items():
@@ -365,6 +381,7 @@ class TransferEvaluation(Callback):
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
         }  # fmt: skip
         atomic_write(json.dumps(record, indent=2, default=str).encode(), path)
+        return record
 
     def training_so_far(self) -> float:
         """Seconds of training in this run, earlier parts of a resumed run included."""

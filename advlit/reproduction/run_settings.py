@@ -37,9 +37,9 @@ def parsed_config(fit_flags: tuple[str, ...]) -> dict:
 
 @functools.lru_cache(maxsize=256)
 def _parsed_config(fit_flags: tuple[str, ...]) -> dict:
-    from advlit.cli import TRAINER_DEFAULTS, AdvlitCLI
-    from advlit.data import MNISTDataModule
     from advlit.models import Classifier
+    from advlit.study.datamodule import MNISTDataModule
+    from advlit.study.experiment import TRAINER_DEFAULTS, AdvlitCLI
 
     class ParseOnly(AdvlitCLI):
         def _set_seed(self) -> None:

@@ -9,8 +9,8 @@ from advlit.attacks import build_attack, run_attack
 from advlit.attacks.carlini_wagner import EFFICIENT_CW
 from advlit.data import load_mnist
 from advlit.data.batches import TensorBatches
-from advlit.devices import describe_device, pick_device, sync
 from advlit.models import build_network
+from advlit.runtime.devices import describe_device, pick_device, sync
 
 PAPER_SECONDS = {  # Table 1: 60,000 images on one RTX 2080 Ti
     ("lenet5", "fgsm"): 48, ("lenet5", "jsma"): 2226, ("lenet5", "cw"): 8142,

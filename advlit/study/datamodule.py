@@ -10,7 +10,7 @@ from advlit.attacks import AttackName, build_attacks
 from advlit.data.augment import Augment, Interpolation
 from advlit.data.mnist import download_mnist, load_mnist
 from advlit.data.tensor_data import TensorData
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import tensor_digest
 from advlit.study.quality import set_quality

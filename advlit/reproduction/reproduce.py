@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from advlit.checkpoints import newest_loadable
-from advlit.errors import ConfigError, MissingDataError
-from advlit.run_settings import differing_settings, lookup, parsed_config, run_config
+from advlit.reproduction.run_settings import differing_settings, lookup, parsed_config, run_config
+from advlit.runtime.checkpoints import newest_loadable
+from advlit.runtime.errors import ConfigError, MissingDataError
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
 TABLES = [2, 3, 4, 5]
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SEED_STRIDE = 1000  # seed k moves every seed by k * SEED_STRIDE
 
 
@@ -99,7 +99,7 @@ def check_profile(results: Path, profile: str) -> None:
 
 def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str]) -> list[str]:
     """How the finished run in ``folder`` differs from what its command with ``passthrough`` would
-    make (:func:`advlit.run_settings.differing_settings`); empty when it is the same run."""
+    make (:func:`advlit.reproduction.run_settings.differing_settings`); empty when it is the same run."""
     old = run_config(folder)
     if old is None:
         return ["no config.yaml to compare its settings with"]
@@ -277,7 +277,7 @@ def reproduce(
 
 def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]) -> None:
     """``--plan``: the stages of every unfinished run of every seed, estimated, and the total."""
-    from advlit.table_plan import table_plan
+    from advlit.reproduction.table_plan import table_plan
 
     todo = []
     for seed in args.seeds:
@@ -303,6 +303,7 @@ def main(argv: list[str]) -> None:
         prog="advlit reproduce",
         description="Run every training run of a paper table (extra flags such as --data.data_dir or "
         "--trainer.devices are passed to each advlit fit).",
+        allow_abbrev=False,  # a shortened flag is passed on to advlit fit, which refuses it, never matched silently
     )
     parser.add_argument("--table", type=int, required=True, help=f"one of {TABLES}")
     parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")

@@ -4,7 +4,7 @@ each finding's verdict per seed and on the mean medians."""
 import statistics
 from pathlib import Path
 
-from advlit.reproduce import seed_folder
+from advlit.reproduction.reproduce import seed_folder
 
 
 def seed_folders(folder: Path) -> dict[int, Path]:
@@ -95,3 +95,24 @@ def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple
     for i, (text, verdict, _) in enumerate(overall):
         rows.append([text.split(")")[0] + ")"] + [per_seed[k][i][1] for k in seeds] + [verdict])
     return header, rows
+
+
+def findings_with_evidence(loaded_by_seed: dict[int, dict[int, dict]], findings) -> list[tuple[str, str, str, str]]:
+    """Each finding as ``(finding, verdict, evidence, numbers)``: the verdict holds only where every
+    seed that ran it agrees; seeds that disagree make it ``within seed noise``; one seed is said to
+    be one seed (its spread unmeasured). ``numbers`` are the lowest seed's."""
+    per_seed = {k: findings(tables) for k, tables in sorted(loaded_by_seed.items())}
+    first = next(iter(per_seed.values()))
+    out = []
+    for i, (text, _, numbers) in enumerate(first):
+        verdicts = [found[i][1] for found in per_seed.values() if found[i][1] != "not run"]
+        if not verdicts:
+            out.append((text, "not run", "no run", numbers))
+        elif len(verdicts) == 1:
+            out.append((text, verdicts[0], "1 seed: the seed spread is not measured at this profile", numbers))
+        elif len(set(verdicts)) == 1:
+            out.append((text, verdicts[0], f"{len(verdicts)} seeds, all agree", numbers))
+        else:
+            counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+            out.append((text, "within seed noise", f"{len(verdicts)} seeds disagree ({counts})", numbers))
+    return out

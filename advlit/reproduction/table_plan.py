@@ -54,9 +54,9 @@ def lightning_quiet() -> Iterator[None]:
 def run_stages(fit_flags: list[str], speeds: dict) -> tuple[list[Stage], int]:
     """The stages of the run that ``advlit fit <fit_flags>`` starts, and its epochs; ``speeds`` caches
     the measured speeds per (architecture, device, batch size)."""
-    from advlit.cli import TRAINER_DEFAULTS, AdvlitCLI
-    from advlit.data import MNISTDataModule
     from advlit.models import Classifier
+    from advlit.study.datamodule import MNISTDataModule
+    from advlit.study.experiment import TRAINER_DEFAULTS, AdvlitCLI
     from advlit.study.transfer import TransferEvaluation
 
     with isolated(), lightning_quiet(), warnings.catch_warnings():
@@ -81,7 +81,7 @@ def epochs_done(checkpoint_name: str | None) -> int:
 def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
     """Lines of the plan of ``runs``: (label, ``advlit fit`` flags, checkpoint it resumes from or None).
     A run that cannot be built (missing data, a device this machine lacks) is a ConfigError naming it."""
-    from advlit.errors import ConfigError, MissingDataError
+    from advlit.runtime.errors import ConfigError, MissingDataError
 
     speeds: dict = {}
     seen: set[str] = set()

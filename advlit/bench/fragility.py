@@ -1,10 +1,10 @@
 """Noise fragility: which part of the augmentation makes a network fragile to random noise?
 
-``python -m advlit.fragility ablation --data_dir ../shared/data`` trains LeNet5 once per augmentation
+``python -m advlit.bench.fragility ablation --data_dir ../shared/data`` trains LeNet5 once per augmentation
 variant (none, all of ours, each part alone, rotation and translation with bilinear interpolation)
 and prints its test accuracy clean and under random noise of the attacks' budgets: sign noise
 (L_inf 0.2, FGSM's), salt noise (k pixels set to 1, as JSMA sets them) and Gaussian noise of a
-fixed L2. ``python -m advlit.fragility networks --networks A=FILE ...`` scores cached surrogate
+fixed L2. ``python -m advlit.bench.fragility networks --networks A=FILE ...`` scores cached surrogate
 files (``$ADVLIT_CACHE/surrogates/*.pt``) the same way. Printed as markdown, never asserted.
 """
 
@@ -15,10 +15,10 @@ import time
 import torch
 
 from advlit.data import Augment, load_mnist
-from advlit.errors import ConfigError, MissingDataError
-from advlit.quiet import quiet_third_party
+from advlit.runtime.errors import ConfigError, MissingDataError
+from advlit.runtime.quiet import quiet_third_party
+from advlit.runtime.threads import cap_threads
 from advlit.study import surrogate
-from advlit.threads import cap_threads
 
 VARIANTS: dict[str, Augment | None] = {
     "none": None,
@@ -114,13 +114,13 @@ def networks(data_dir: str, networks: list[str], arch: str = "lenet5", threads: 
 
 
 def main() -> None:
-    """Entry point of ``python -m advlit.fragility``."""
+    """Entry point of ``python -m advlit.bench.fragility``."""
     from jsonargparse import CLI
 
     try:
-        CLI({"ablation": ablation, "networks": networks}, as_positional=False)
+        CLI({"ablation": ablation, "networks": networks}, as_positional=False, allow_abbrev=False)
     except (ConfigError, MissingDataError, FileNotFoundError) as err:
-        print(f"advlit.fragility: error: {err}", file=sys.stderr)
+        print(f"advlit.bench.fragility: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -6,12 +6,13 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from torch.nn import functional as F
 
-from advlit.data import Augment, MNISTDataModule, load_mnist
+from advlit.data import Augment, load_mnist
 from advlit.data.batches import TensorBatches
-from advlit.devices import describe_device, pick_device, sync  # noqa: F401 (re-exported for scripts)
 from advlit.models import Classifier, LeNet5, build_network
-from advlit.quiet import quiet_third_party
-from advlit.threads import cap_threads
+from advlit.runtime.devices import describe_device, pick_device, sync  # noqa: F401 (re-exported for scripts)
+from advlit.runtime.quiet import quiet_third_party
+from advlit.runtime.threads import cap_threads
+from advlit.study.datamodule import MNISTDataModule
 
 
 def _mnist_or_random(data_dir: str | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,9 +187,9 @@ def main() -> None:
     """Entry point of ``python -m advlit.bench``."""
     from jsonargparse import CLI
 
-    from advlit.bench_attacks import attacks
+    from advlit.bench.attacks import attacks
 
-    CLI({"train": train, "attacks": attacks}, as_positional=False)
+    CLI({"train": train, "attacks": attacks}, as_positional=False, allow_abbrev=False)
 
 
 if __name__ == "__main__":

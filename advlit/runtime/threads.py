@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from advlit.errors import ConfigError
+from advlit.runtime.errors import ConfigError
 
 
 def cap_threads(threads: int | None) -> None:

@@ -1,0 +1,1 @@
+"""Small runtime helpers: errors, provenance, progress, quiet logs, threads, devices, checkpoints."""
