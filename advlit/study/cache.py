@@ -1,21 +1,24 @@
 """A content-keyed file cache: atomic writes, verified reads, one writer at a time."""
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
 import torch
 
 import advlit
 from advlit.runtime.errors import ConfigError
 
 CACHE_ENV = "ADVLIT_CACHE"
+log = logging.getLogger(__name__)
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -93,11 +96,18 @@ def save_tensors(tensors: dict[str, torch.Tensor], meta: dict, path: Path) -> No
     atomic_save({"meta": meta, "tensors": cpu, "digest": tensor_digest(*cpu.values())}, path)
 
 
+# Meta keys that describe how an entry was made, never compared: a network made on a GPU serves a CPU
+# run and the other way round (the committed networks are the point), but says where it came from.
+INFO_KEYS = frozenset({"made_on"})
+
+
 def meta_matches(stored: dict, meta: dict, added: frozenset[str] = frozenset()) -> bool:
     """Whether a stored entry's meta is ``meta``; keys in ``added`` (added to the meta after the entry
-    may have been written) are compared only where the stored meta has them."""
-    missing = {k for k in added if k not in stored}
-    return stored == {k: v for k, v in meta.items() if k not in missing}
+    may have been written) are compared only where the stored meta has them; :data:`INFO_KEYS` never."""
+    missing = {k for k in added if k not in stored} | INFO_KEYS
+    return {k: v for k, v in stored.items() if k not in INFO_KEYS} == {
+        k: v for k, v in meta.items() if k not in missing
+    }
 
 
 def load_tensors(path: Path, meta: dict, added: frozenset[str] = frozenset()) -> dict[str, torch.Tensor] | None:
@@ -116,16 +126,26 @@ def load_tensors(path: Path, meta: dict, added: frozenset[str] = frozenset()) ->
     return obj["tensors"]
 
 
+LOCK_LOG_EVERY_S = 300.0  # a process waiting for another's entry says so this often
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path``.lock: processes sharing a cache make an entry once.
 
+    ``filelock``'s lock: flock where the file system has it, else (some NFS, Lustre without
+    ``-o flock``, FUSE) its soft lock, a marker file naming the holder's host and PID, which a waiting
+    process on the same host removes once that PID is gone (a crashed builder never blocks the others
+    for good; a holder on another host that crashed leaves its marker, named in the waiting message).
     In a cache that cannot be written (read-only, or a file in the way) an existing entry is read
     without a lock; a missing one is a ConfigError naming the folder.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(path.name + ".lock"), "a")
+        with tempfile.TemporaryFile(
+            dir=path.parent
+        ):  # a probe that leaves no file (a soft lock's marker must not exist)
+            pass
     except OSError as err:
         if path.is_file():
             yield
@@ -134,9 +154,14 @@ def locked(path: Path) -> Iterator[None]:
             f"cache folder {path.parent} cannot be written ({err.strerror or err}); "
             "point --data.cache_dir or $ADVLIT_CACHE at a writable folder"
         ) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = filelock.FileLock(path.with_name(path.name + ".lock"))
+    while True:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            lock.acquire(timeout=LOCK_LOG_EVERY_S)
+            break
+        except filelock.Timeout:
+            log.info("waiting for %s: another process is making it (lock %s)", path.name, lock.lock_file)
+    try:
+        yield
+    finally:
+        lock.release()
