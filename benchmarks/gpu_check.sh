@@ -1,38 +1,60 @@
 #!/usr/bin/env bash
-# The GPU figures the docs lack, in one call of a lent GPU machine (about 8 minutes): the training
-# and scoring benchmark for LeNet5 and ResNet18, the attack benchmark, and the projected GPU time of
-# Table 3 at the paper's settings (advlit reproduce --plan measures its speeds on the GPU).
+# The GPU checks and figures, in one call of a GPU machine (under 10 minutes on one GPU): the tests
+# that use CUDA (pytest -m cuda), the training, scoring and attack benchmarks, and one paper-profile
+# row end to end (Table 2 Clean on the committed networks), its metrics.json left in $OUT/run/.
 #
-# Set-up here, once (docs/reproduction.md, "On a lent GPU"): .whl/ holds the jsonargparse wheels the
-# GPU machine lacks and .mnist/ the four gzipped MNIST files; both are git-ignored and carried.
-# Each figure lands in $OUT/<name>.txt (or ./gpu_out/ where $OUT is unset).
+# Needs (docs/reproduction.md, "On a GPU machine"): a CUDA GPU that torch sees; .mnist/ with the four
+# gzipped MNIST files (or MNIST_DIR pointing at a folder torchvision's MNIST reads); .whl/ with any
+# wheels the machine lacks (jsonargparse...), both git-ignored and carried. It refuses to start, with
+# one line, when one is missing. Each figure lands in $OUT/<name>.txt (./gpu_out/ where $OUT is unset);
+# the exit status is the number of checks that failed.
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 PY=${PY:-python3}
 mkdir -p "$OUT"
+refuse() { echo "gpu_check: refused: $*" | tee "$OUT/refused.txt" >&2; exit 2; }
+
 if ls .whl/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || refuse "the wheels in .whl/ do not install"
   export PYTHONPATH=/tmp/site:$PWD
 else
   export PYTHONPATH=$PWD
 fi
 export PYTHONUNBUFFERED=1
-DATA=/tmp/advlit_mnist
-mkdir -p $DATA/MNIST/raw
-for f in .mnist/*.gz; do gunzip -c "$f" > "$DATA/MNIST/raw/$(basename "$f" .gz)"; done
-export ADVLIT_CACHE=/tmp/advlit_cache
+$PY -c "import torch, lightning, jsonargparse, torchmetrics, advlit.cli" 2>/dev/null \
+  || refuse "advlit's dependencies do not import (put the missing wheels in .whl/)"
+$PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || refuse "torch sees no CUDA GPU"
+if [ -n "${MNIST_DIR:-}" ]; then
+  DATA=$MNIST_DIR
+else
+  DATA=/tmp/advlit_mnist
+  mkdir -p $DATA/MNIST/raw
+  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    [ -f ".mnist/$f.gz" ] || refuse ".mnist/$f.gz is missing (or set MNIST_DIR)"
+    gunzip -c ".mnist/$f.gz" > "$DATA/MNIST/raw/$f" || refuse ".mnist/$f.gz does not unpack"
+  done
+fi
+[ -f "$DATA/MNIST/raw/t10k-labels-idx1-ubyte" ] || refuse "no MNIST under $DATA/MNIST/raw"
+export ADVLIT_CACHE=/tmp/advlit_cache ADVLIT_MNIST=$DATA
 
-run() {  # run NAME SECONDS COMMAND...: one figure, its own time limit, its output in $OUT/NAME.txt
+failed=0
+run() {  # run NAME SECONDS COMMAND...: one check, its own time limit, its output in $OUT/NAME.txt
   local name=$1 limit=$2; shift 2
   echo "== $name: $*" | tee "$OUT/$name.txt"
   timeout "$limit" "$@" 2>&1 | tee -a "$OUT/$name.txt"
-  echo "== $name: exit ${PIPESTATUS[0]}" | tee -a "$OUT/$name.txt"
+  local code=${PIPESTATUS[0]}
+  echo "== $name: exit $code" | tee -a "$OUT/$name.txt"
+  [ "$code" = 0 ] || failed=$((failed + 1))
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 $PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" >> "$OUT/gpu.txt"
-run bench_train_lenet5 100 $PY -m advlit.bench train --arch lenet5 --data_dir $DATA --accelerator gpu
-run bench_train_resnet18 140 $PY -m advlit.bench train --arch resnet18 --data_dir $DATA --accelerator gpu --repeats 1
-run bench_attacks 140 $PY -m advlit.bench attacks --data_dir $DATA --device cuda
-run plan_table3_paper 90 $PY -m advlit reproduce --table 3 --profile paper --plan --results /tmp/advlit_results \
-  --data.data_dir $DATA --data.download false
+run tests_cuda 120 $PY -m pytest -q -m cuda -p no:cacheprovider tests
+run bench_train_lenet5 90 $PY -m advlit.bench train --arch lenet5 --data_dir $DATA --accelerator gpu
+run bench_attacks 90 $PY -m advlit.bench attacks --data_dir $DATA --device cuda
+run networks_seed 30 $PY -m advlit networks seed results/paper/networks
+run paper_table2_clean 300 $PY -m advlit reproduce --table 2 --profile paper --runs clean --results "$OUT/run" \
+  --data.data_dir $DATA --data.download false --data.progress false --trainer.enable_progress_bar false
+echo "gpu_check: $failed check(s) failed; outputs in $OUT" | tee "$OUT/summary.txt"
+exit $failed

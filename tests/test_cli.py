@@ -207,3 +207,21 @@ def test_a_log_folder_that_cannot_be_written_is_refused_before_any_work(mnist_di
     save_dir = str(tmp_path / "a_file" / "logs")
     last = refused_before_work(capsys, tmp_path / "cache", *args, "--trainer.logger.init_args.save_dir", save_dir)
     assert "log folder" in last and "cannot be written" in last
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-true", "64"])
+def test_a_precision_other_than_fp32_is_refused_before_any_work(mnist_dir, tmp_path, capsys, precision):
+    args = smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml")
+    last = refused_before_work(capsys, tmp_path / "cache", *args, "--trainer.precision", precision)
+    assert f"trainer.precision={precision}" in last and "fp32" in last
+
+
+def test_runs_compute_in_full_fp32_without_tf32(mnist_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    args = smoke_args(mnist_dir, tmp_path / "cache", "clean.yaml")
+    assert run_cli(*args, "--trainer.max_epochs", "1", "--transfer.window_start", "1", "--transfer.attacks", "[]") == 0
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "highest"

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from advlit.data import MNIST_FILES, TensorBatches, load_mnist
-from advlit.runtime.errors import MissingDataError
+from advlit.data.batches import mix_seed
+from advlit.runtime.errors import ConfigError, MissingDataError
 from advlit.study.datamodule import MNISTDataModule
 
 
@@ -81,6 +82,25 @@ def test_training_shards_are_equal_and_disjoint():
     shards = [torch.cat([b[0] for b in TensorBatches((data,), 10, rank=r, **kwargs)]) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 51
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
+def test_the_ranks_step_together_on_the_global_batch_one_process_takes():
+    data = torch.arange(103)
+    shuffled = {"shuffle": True, "seed": 5, "equal_shards": True}
+    one = [b[0] for b in TensorBatches((data[:102],), 20, world_size=1, **shuffled)]
+    ranks = [[b[0] for b in TensorBatches((data,), 10, rank=r, world_size=2, **shuffled)] for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == len(one) == 6, "as many steps as one process at the global batch"
+    order = torch.randperm(103, generator=torch.Generator().manual_seed(mix_seed(5, 0)))[:102]
+    for step, (a, b) in enumerate(zip(*ranks, strict=True)):
+        assert torch.equal(torch.cat([a, b]), order[20 * step : 20 * (step + 1)]), step
+
+
+def test_a_global_batch_the_processes_cannot_share_is_one_line():
+    from advlit.data.tensor_data import check_divisible
+
+    check_divisible(128, 4)
+    with pytest.raises(ConfigError, match="data.batch_size=128 is the global batch .* 3 processes"):
+        check_divisible(128, 3)
 
 
 @pytest.mark.parametrize(

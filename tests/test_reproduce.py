@@ -241,7 +241,9 @@ def test_stage_times_count_a_shared_cached_stage_once_and_training_per_run():
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:
     write_table2(tmp_path, rows)
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
-    return {line.split(")")[0][3:]: line.split(" | ")[1] for line in md.splitlines() if line.startswith("| (")}
+    return {
+        line.split(")")[0][3:].split(",")[0]: line.split(" | ")[1] for line in md.splitlines() if line.startswith("| (")
+    }
 
 
 def test_findings_follow_the_numbers(tmp_path):
@@ -589,3 +591,11 @@ def test_a_finding_the_seeds_disagree_on_is_within_seed_noise():
     assert c[1:3] == ("not run", "no run")
     (one,) = report_seeds.findings_with_evidence({0: {"a": "reproduced", "b": "-"}}, findings)[:1]
     assert one[1] == "reproduced" and one[2].startswith("1 seed")
+
+
+def test_the_report_says_which_controls_the_runs_used():
+    first = report_mod.controls_text({"a": {"median": {}}})
+    fixed = report_mod.controls_text({"a": {"controls_version": 2}})
+    assert "first controls" in first and "set to 1" in first
+    assert "JSMA's own per-pixel changes" in fixed and "first" not in fixed
+    assert "mix control versions" in report_mod.controls_text({"a": {"median": {}}, "b": {"controls_version": 2}})

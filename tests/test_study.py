@@ -274,6 +274,7 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert len(record["provenance"]["git_commit"]) == 40 and record["provenance"]["versions"]["torch"]
     assert record["provenance"]["machine"]["cores"] >= 1 and "cpu" in record["provenance"]["machine"]
     assert record["torch_threads"] >= 1
+    assert record["float_settings"] == {"device": "cpu", "dtype": "float32", "tf32": False}
     assert "train_attacks:" in record["config"], "the resolved config travels with the numbers"
     assert {"defender_surrogate_s", "attacker_A_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     quality = record["set_quality"]
@@ -321,6 +322,19 @@ def test_the_run_summary_puts_each_attack_beside_its_noise(smoke_run):
     assert f"{median:.1f}" in row and f"{noise:.1f}" in row and f"{median - noise:+.1f}" in row
     assert not any(line.startswith("A/jsma_noise") for line in lines), "a control is a column, not a row"
     assert any(line.startswith("A/worst") for line in lines) and any("masking" in line for line in lines)
+
+
+def test_cache_entries_say_the_device_they_were_made_on_and_load_on_any(smoke_run, tmp_path):
+    _, cache = smoke_run
+    files = list(cache.rglob("surrogates/*.pt")) + list(cache.rglob("adversarial/*.pt"))
+    assert files
+    for path in files:
+        meta = torch.load(path, weights_only=True)["meta"]
+        assert meta["made_on"] == {"device": "cpu", "dtype": "float32", "tf32": False}, path.name
+    stored = torch.load(files[0], weights_only=True)
+    gpu_made = tmp_path / files[0].name
+    save_tensors(stored["tensors"], {**stored["meta"], "made_on": {"device": "cuda", "tf32": False}}, gpu_made)
+    assert load_tensors(gpu_made, stored["meta"]) is not None, "a GPU-made entry serves a CPU run"
 
 
 def test_cached_controls_match_their_sets_image_by_image(smoke_run, mnist_dir):
@@ -461,9 +475,12 @@ def _fit(mnist_dir: Path, root: Path, cache: Path, devices: int, batch: int) -> 
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process(mnist_dir, tmp_path):
     cache = tmp_path / "cache"
-    two = _fit(mnist_dir, tmp_path / "two", cache, devices=2, batch=50)
-    one = _fit(mnist_dir, tmp_path / "one", cache, devices=1, batch=100)  # the same global batches
+    two = _fit(mnist_dir, tmp_path / "two", cache, devices=2, batch=100)
+    one = _fit(mnist_dir, tmp_path / "one", cache, devices=1, batch=100)  # data.batch_size is the global batch
     assert two["world_size"] == 2 and one["world_size"] == 1
+    (ckpt_two,), (ckpt_one,) = (tmp_path / "two").rglob("*.ckpt"), (tmp_path / "one").rglob("*.ckpt")
+    steps = [torch.load(c, weights_only=False, map_location="cpu")["global_step"] for c in (ckpt_two, ckpt_one)]
+    assert steps[0] == steps[1] > 0, "as many optimiser steps on 2 processes as on 1, at the same global batch"
     assert two["made"] == 3 and one["made"] == 0, "each set is made once, by one process, then shared"
     assert two["test_images"] == one["test_images"] == 199  # an odd count: the two shards differ in size
     for epoch, accs in two["per_epoch"].items():  # float noise in training may flip an image or two

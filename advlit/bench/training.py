@@ -38,7 +38,7 @@ def bare_epoch(
     net = build_network(arch, channels_last).to(x.device)
     net = net if channels_last else relu_before_pool(net)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    aug, gen = Augment(), torch.Generator(device=x.device).manual_seed(0)
+    aug, gen = Augment(), torch.Generator().manual_seed(0)
     sync(x.device)
     start = time.perf_counter()
     for xb, yb in TensorBatches((x, y), batch_size, shuffle=True):

@@ -63,7 +63,7 @@ class Augment:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(angle (N,) degrees, shift (N, 2) whole pixels (tx, ty))`` as RandomAffine draws them."""
         h, w = size
-        rand = torch.rand(n, 3, generator=generator, device=device, dtype=torch.float64) * 2 - 1
+        rand = torch.rand(n, 3, generator=generator, device=generator.device, dtype=torch.float64).to(device) * 2 - 1
         angle = rand[:, 0] * self.degrees
         limit = torch.tensor([self.translate * w, self.translate * h], dtype=torch.float64, device=device)
         return angle, (rand[:, 1:] * limit).round()
@@ -92,7 +92,8 @@ class Augment:
     def erase_params(self, n: int, size: torch.Size, generator: torch.Generator, device: torch.device) -> torch.Tensor:
         """``(N, 4)`` boxes ``(top, left, height, width)`` as RandomErasing draws them; height 0: none."""
         h, w = size
-        rand = torch.rand(n, _ERASE_TRIES, 4, generator=generator, device=device, dtype=torch.float64)
+        draw = {"generator": generator, "device": generator.device, "dtype": torch.float64}
+        rand = torch.rand(n, _ERASE_TRIES, 4, **draw).to(device)
         area = h * w * (_ERASE_MIN_AREA + (self.erase_max_area - _ERASE_MIN_AREA) * rand[..., 0])
         lo, hi = math.log(_ERASE_RATIO[0]), math.log(_ERASE_RATIO[1])
         ratio = (lo + (hi - lo) * rand[..., 1]).exp()
@@ -102,7 +103,7 @@ class Augment:
         pick = torch.arange(n, device=device)
         eh, ew, r = eh[pick, first], ew[pick, first], rand[pick, first]
         top, left = (r[:, 2] * (h - eh + 1)).floor(), (r[:, 3] * (w - ew + 1)).floor()
-        erase = fits.any(1) & (torch.rand(n, generator=generator, device=device, dtype=torch.float64) < self.erase_p)
+        erase = fits.any(1) & (torch.rand(n, **draw).to(device) < self.erase_p)
         return torch.stack([top, left, eh, ew], 1).long() * erase[:, None]
 
     @staticmethod

@@ -17,9 +17,11 @@ class TensorBatches:
     """Iterate over aligned tensors in batches, sharded over ranks.
 
     Shuffled batches are drawn from ``seed`` and the epoch that ``epoch_fn`` returns, so a
-    resumed run sees the same order. ``equal_shards`` trims the shuffled order so that every
-    rank gets the same number of samples (training under DDP); without it the shards are
-    disjoint and cover every sample exactly once (exact evaluation, no padding).
+    resumed run sees the same order. ``equal_shards`` (training under DDP) trims the shuffled
+    order to a multiple of ``world_size`` and gives rank r the r-th slice of each global batch of
+    ``batch_size * world_size`` images: the ranks' step i together hold the images one process
+    would take at step i with the global batch, and every rank the same number. Without it the
+    shards are disjoint and cover every sample exactly once (exact evaluation, no padding).
     With ``with_seed`` every batch ends with an int seed for its augmentation.
     """
 
@@ -63,9 +65,13 @@ class TensorBatches:
         else:
             order = torch.arange(n)
         if self.equal_shards:
-            order = order[: n - n % self.world_size]
-        index = order[self.rank :: self.world_size].to(self.tensors[0].device)
-        for i, start in enumerate(range(0, len(index), self.batch_size)):
-            batch = index[start : start + self.batch_size]
+            order = order[: n - n % self.world_size].to(self.tensors[0].device)
+            global_batch = self.batch_size * self.world_size
+            starts = range(0, len(order), global_batch)
+            batches = (order[a : a + global_batch].view(self.world_size, -1)[self.rank] for a in starts)
+        else:
+            index = order[self.rank :: self.world_size].to(self.tensors[0].device)
+            batches = (index[a : a + self.batch_size] for a in range(0, len(index), self.batch_size))
+        for i, batch in enumerate(batches):
             out = tuple(t[batch] for t in self.tensors)
             yield (*out, mix_seed(self.seed, epoch, self.rank, i)) if self.with_seed else out

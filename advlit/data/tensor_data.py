@@ -8,13 +8,24 @@ from typing_extensions import override
 
 from advlit.data.augment import Augment
 from advlit.data.batches import TensorBatches
+from advlit.runtime.errors import ConfigError
+
+
+def check_divisible(batch_size: int, world_size: int) -> None:
+    """A ConfigError when ``world_size`` processes cannot take equal shares of the global batch."""
+    if batch_size % world_size:
+        raise ConfigError(
+            f"data.batch_size={batch_size} is the global batch and must divide among the {world_size} processes "
+            f"(devices x nodes); give a multiple of {world_size}"
+        )
 
 
 class TensorData(LightningDataModule):
     """Training and test tensors (set ``train_x``, ``train_y``, ``test_x``, ``test_y``) in batches.
 
     Args:
-        batch_size: training batch size (per process).
+        batch_size: training batch size over all processes (the global batch: each of W processes
+            takes ``batch_size / W`` images per step, so 1 or W devices take the same steps).
         eval_batch_size: batch size for validation and test.
         seed: seed of the shuffling and of the augmentation.
         augmenter: the augmentation of the clean training images.
@@ -49,11 +60,17 @@ class TensorData(LightningDataModule):
         clean[: len(self.train_y)] = True
         return torch.cat(xs), self.train_y.repeat(len(xs)), clean
 
+    def process_batch_size(self) -> int:
+        """This process's share of the global batch; a ConfigError when the processes cannot share it."""
+        world = self._ranks()["world_size"]
+        check_divisible(self.batch_size, world)
+        return self.batch_size // world
+
     @override
     def train_dataloader(self) -> TensorBatches:
         return TensorBatches(
             self.train_tensors(),
-            self.batch_size,
+            self.process_batch_size(),
             shuffle=True,
             seed=self.seed,
             epoch_fn=self._epoch,
@@ -77,7 +94,7 @@ class TensorData(LightningDataModule):
             return batch
         x, y, clean, seed = batch
         if self.augment and clean.any():
-            generator = torch.Generator(device=x.device).manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)  # a CPU stream: the same draws on any device
             if clean.all():
                 x = self.augmenter(x, generator)
             else:

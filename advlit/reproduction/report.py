@@ -212,6 +212,25 @@ def control_match_rows(runs: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+CONTROLS_TEXT = {
+    1: "These runs used the first controls (metrics.json without `controls_version`): JSMA's, as many random "
+    "pixels set to 1 as JSMA changed (L0 equal, L2 higher); C&W's, Gaussian noise over every pixel at C&W's L2 "
+    "(L2 equal, L0 higher); FGSM's, a random sign per pixel at FGSM's L_inf.",
+    2: "The JSMA control moves JSMA's own per-pixel changes to random pixels (L0, L1, L2 equal); the C&W control "
+    "spreads Gaussian changes over as many random pixels (L0, L2 equal); the FGSM control is a random sign per "
+    "pixel at FGSM's L_inf (L_inf equal; L0 and L2 lower where a pixel at 0 or 1 draws the sign that clipping "
+    "cancels).",
+}
+
+
+def controls_text(runs: dict) -> str:
+    """What the controls of these runs are, by the version their metrics.json records (none: the first)."""
+    versions = sorted({rec.get("controls_version", 1) for rec in runs.values() if rec})
+    return " ".join(CONTROLS_TEXT.get(v, f"Controls version {v}.") for v in versions) + (
+        " The runs mix control versions: compare their gaps with care." if len(versions) > 1 else ""
+    )
+
+
 def _miss(control: float | None, attack: float | None) -> str:
     return "-" if control is None or not attack else f"{100 * (control / attack - 1):+.1f}%"
 
@@ -424,10 +443,7 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
              f"### Table {table}: set quality (white-box, on the network that made the set)", "",
              markdown(*quality_rows(runs)), "",
              f"### Table {table}: what each control matches (mean budget over changed images)", "",
-             "The JSMA control moves JSMA's own per-pixel changes to random pixels (L0, L1, L2 equal); the C&W "
-             "control spreads Gaussian changes over as many random pixels (L0, L2 equal); the FGSM control is a "
-             "random sign per pixel at FGSM's L_inf (L_inf equal; L0 and L2 lower where a pixel at 0 or 1 "
-             "draws the sign that clipping cancels).", "",
+             controls_text(runs), "",
              markdown(*control_match_rows(runs)), ""]  # fmt: skip
     for png in plot_table(table, runs, out):
         parts += [f"![Table {table} per-epoch accuracy]({png.name})", ""]

@@ -24,3 +24,19 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work, so that a timer reads its end."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def exact_fp32() -> None:
+    """Matrix products and convolutions in full fp32 on every device: no TF32 on recent GPUs (torch's
+    default for cuDNN convolutions), so attacks, scores and training compute what the CPU computes,
+    up to the order of operations."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+
+
+def float_settings(device: torch.device | str) -> dict:
+    """The device kind and float settings an entry or a run was made with (for its metadata)."""
+    kind = torch.device(device).type
+    tf32 = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+    return {"device": kind, "dtype": "float32", "tf32": bool(tf32) if kind == "cuda" else False}

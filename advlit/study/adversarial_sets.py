@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from advlit.attacks import Attack, run_attack
+from advlit.runtime.devices import float_settings
 from advlit.study.cache import (
     cache_root,
     content_key,
@@ -127,7 +128,8 @@ def load_or_make(
     key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
     controls = split == "test"
     meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
-            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights or weights_digest(surrogate)}  # fmt: skip
+            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights or weights_digest(surrogate),
+            "made_on": float_settings(x.device)}  # fmt: skip
     with locked(path):
         stored = load_tensors(path, meta, frozenset({WEIGHTS}))
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):

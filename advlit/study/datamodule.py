@@ -147,5 +147,6 @@ class MNISTDataModule(TensorData):
 
     @property
     def global_batch_size(self) -> int:
-        """Images per optimiser step over all processes (surrogates train with it on one device)."""
-        return self.hparams.batch_size * self._ranks()["world_size"]
+        """Images per optimiser step over all processes: ``data.batch_size`` itself, on any number of
+        devices (surrogates train with it on one device)."""
+        return self.hparams.batch_size

@@ -15,6 +15,8 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from advlit.data.tensor_data import check_divisible
+from advlit.runtime.devices import exact_fp32
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import EpochOfTotal, progress_bar
 from advlit.runtime.threads import cap_threads
@@ -112,6 +114,8 @@ class AdvlitCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_checkpoint(config.get("ckpt_path"))
+        check_precision((config.get("trainer") or {}).get("precision"))
+        exact_fp32()
         cap_threads(config.get("threads"))
 
     def check_log_dir(self, log_dir: str | None) -> None:
@@ -141,6 +145,7 @@ class AdvlitCLI(LightningCLI):
         that rebuilds the defender's source or the defended network, before any training."""
         self.check_log_dir(self.trainer.log_dir)
         check_writable(self.trainer.log_dir)
+        check_divisible(self.datamodule.hparams.batch_size, self.trainer.world_size)
         transfer = next(cb for cb in self.trainer.callbacks if isinstance(cb, TransferEvaluation))
         check_window(transfer.window_start, transfer.window_end, self.trainer.max_epochs)
         transfer.check_attackers(self.datamodule, self.model)
@@ -180,6 +185,19 @@ def check_checkpoint(ckpt_path: str | None) -> None:
             raise ConfigError(f"--ckpt_path {path} cannot be loaded ({first_line(err)[:200]})") from None
     else:
         raise ConfigError(f"--ckpt_path {path} is not a checkpoint (not a file torch.save wrote, or truncated)")
+
+
+FP32 = (None, 32, "32", "32-true")
+
+
+def check_precision(precision) -> None:
+    """A ConfigError for any precision but fp32: attacks, scores and cached sets are fp32, and a
+    half-precision defender would be scored in another precision than it validates in."""
+    if precision not in FP32:
+        raise ConfigError(
+            f"trainer.precision={precision}: advlit trains, attacks and scores in fp32 only (32-true); "
+            "other precisions are refused so that every score is made in one precision"
+        )
 
 
 def check_writable(folder: str | None) -> None:

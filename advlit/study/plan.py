@@ -102,7 +102,7 @@ def passes_per_image(attack: Attack) -> float:
 def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> list[Stage]:
     """Every stage of the run, in order, from the data module and the transfer callback."""
     data.load_data()
-    batch = data.hparams.batch_size * world_size
+    batch = data.hparams.batch_size  # the global batch, on any number of devices
     n_train, n_test = len(data.train_y), len(data.test_y)
     batches = math.ceil(n_train / batch)
     out = []

@@ -47,7 +47,7 @@ def describe(path: Path) -> dict:
     if path.name != f"{spec['role']}-{spec['arch']}-{key}.pt":
         raise ConfigError(f"{path.name} is not named after its key ({spec['role']}-{spec['arch']}-{key}.pt)")
     return {"sha256": file_sha256(path), "weights": weights_digest(net), "key": key, "spec": spec,
-            "made_s": made_seconds(path)}  # fmt: skip
+            "made_s": made_seconds(path), "made_on": stored["meta"].get("made_on")}  # fmt: skip
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:

@@ -21,6 +21,7 @@ from advlit.data.augment import Augment
 from advlit.data.tensor_data import TensorData
 from advlit.models.classifier import ARCHS, Classifier, build_network
 from advlit.runtime.checkpoints import newest_loadable
+from advlit.runtime.devices import float_settings
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import progress_bar
 from advlit.study.cache import (
@@ -202,7 +203,7 @@ def load_or_train(
     epoch), then loaded from the cache. Processes that share the cache wait for the one that trains it.
     """
     key, path = surrogate_path(spec, augmenter, data_digest, cache_dir)
-    meta = {"key": key, "spec": dataclasses.asdict(spec)}
+    meta = {"key": key, "spec": dataclasses.asdict(spec), "made_on": float_settings(x.device)}
     resume_dir = path.with_name(path.stem + ".training")  # its checkpoints while it trains
     with locked(path):
         state = load_tensors(path, meta)

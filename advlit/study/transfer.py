@@ -17,10 +17,12 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
+from advlit.runtime.devices import float_settings
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
+from advlit.study.controls import CONTROLS_VERSION
 from advlit.study.quality import set_quality
 from advlit.study.robustness import EIGHT_BIT_SUFFIX, WHITEBOX
 from advlit.study.run_summary import NOISE_SUFFIX, custom_scalars_layout, summary_lines
@@ -356,6 +358,7 @@ class TransferEvaluation(Callback):
             "max": stats["max"],
             "median": stats["median"],
             "attack_minus_noise_median": gaps,
+            "controls_version": CONTROLS_VERSION,
             "whitebox": {"images": self.whitebox_count, "masking_margin": self.masking_margin,
                          "attacks": {name: a.params() for name, a in self.whitebox.items()}},
             "gradient_masking": masking,
@@ -376,6 +379,7 @@ class TransferEvaluation(Callback):
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
             "torch_threads": torch.get_num_threads(),  # as the run ended (--threads sets it after the start)
+            "float_settings": float_settings(pl_module.device),
             "provenance": getattr(self, "started_from", None) or process_provenance(),
             "provenance_earlier_parts": self.earlier_provenance,
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,

@@ -1,0 +1,45 @@
+"""Checks that need a CUDA GPU (``pytest -m cuda``; skipped elsewhere): the same draws and results
+on the GPU as on the CPU, and a smoke run end to end on the GPU (benchmarks/gpu_check.sh runs them)."""
+
+import json
+
+import pytest
+import torch
+from conftest import run_cli, smoke_args
+
+from advlit.attacks import build_attack
+from advlit.data import Augment
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+def test_augmentation_draws_the_same_parameters_on_the_gpu():
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    aug = Augment()
+    cpu = aug(x, torch.Generator().manual_seed(7))
+    gpu = aug(x.cuda(), torch.Generator().manual_seed(7)).cpu()
+    assert (cpu != gpu).float().mean() < 0.01, "same angles, shifts and boxes; sampling may differ at a few pixels"
+
+
+@pytest.mark.parametrize("name", ["fgsm", "jsma"])
+def test_an_attack_on_the_gpu_matches_the_cpu(name):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    attack = build_attack(name)
+    cpu = attack(net.eval(), x, y)
+    gpu = attack(net.cuda().eval(), x.cuda(), y.cuda()).cpu()
+    assert (cpu != gpu).flatten(1).any(1).float().mean() <= 0.1, "at most a few images take another path"
+
+
+def test_a_smoke_run_on_the_gpu_records_its_device_and_fp32(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = smoke_args(mnist_dir, tmp_path / "cache", "fgsm_jsma.yaml")
+    assert run_cli(*args, "--trainer.accelerator", "gpu", "--trainer.devices", "1") == 0
+    (metrics,) = (tmp_path / "tb_logs").rglob("metrics.json")
+    record = json.loads(metrics.read_text())
+    assert record["float_settings"] == {"device": "cuda", "dtype": "float32", "tf32": False}
+    assert record["provenance"]["machine"]["gpu"]
