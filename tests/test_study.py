@@ -547,3 +547,34 @@ def test_a_complete_read_only_cache_is_used_without_writing(mnist_dir, tmp_path,
     with pytest.raises(ConfigError, match="cannot be written"):  # a missing entry cannot be made there
         MNISTDataModule(str(mnist_dir), train_attacks=["fgsm"], source_seed=9, cache_dir=str(tmp_path / "c"),
                         **LIGHT).setup("fit")  # fmt: skip
+
+
+class FakeStrategy:
+    """Two ranks' collectives, seen from one rank: rank 0's digests broadcast, flags summed."""
+
+    def __init__(self, rank0: dict, other_flag: float) -> None:
+        self.rank0, self.other_flag, self.root_device = rank0, other_flag, torch.device("cpu")
+
+    def broadcast(self, obj, src=0):
+        return self.rank0
+
+    def reduce(self, tensor, reduce_op="sum"):
+        return tensor + self.other_flag
+
+
+class FakeTrainer:
+    """A rank of a two-process run, as check_ranks_agree sees it."""
+
+    def __init__(self, rank: int, rank0: dict, other_flag: float = 0.0) -> None:
+        self.world_size, self.global_rank, self.strategy = 2, rank, FakeStrategy(rank0, other_flag)
+
+
+def test_ranks_holding_different_sets_stop_together_with_one_line():
+    from advlit.study.rank_check import check_ranks_agree
+
+    sets = {"A/fgsm": "aa", "A/jsma": "bb"}
+    check_ranks_agree(FakeTrainer(1, sets), dict(sets), "test sets")  # the same: nothing
+    with pytest.raises(ConfigError, match=r"rank \(1\) differs on A/jsma"):
+        check_ranks_agree(FakeTrainer(1, sets), {**sets, "A/jsma": "cc"}, "test sets")
+    with pytest.raises(ConfigError, match="the ranks hold different test sets"):  # rank 0 stops too
+        check_ranks_agree(FakeTrainer(0, sets, other_flag=1.0), dict(sets), "test sets")

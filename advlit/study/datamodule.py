@@ -14,6 +14,7 @@ from advlit.runtime.errors import ConfigError
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import tensor_digest
 from advlit.study.quality import set_quality
+from advlit.study.rank_check import check_ranks_agree
 from advlit.study.surrogate import SurrogateSpec
 
 
@@ -106,6 +107,9 @@ class MNISTDataModule(TensorData):
         self.source_spec = dataclasses.replace(self.source_spec, batch_size=self.global_batch_size)
         if self.attacks:
             self.train_adv = self.make_train_sets()
+            if self.trainer is not None:
+                digests = {name: tensor_digest(x) for name, x in self.train_adv.items()}
+                check_ranks_agree(self.trainer, digests, "adversarial training sets")
 
     def load_data(self) -> None:
         """Load MNIST onto the device (once) and fingerprint the training set for the cache keys."""

@@ -24,6 +24,7 @@ from advlit.study import adversarial_sets, robustness, surrogate
 from advlit.study.cache import atomic_write, tensor_digest
 from advlit.study.controls import CONTROLS_VERSION
 from advlit.study.quality import set_quality
+from advlit.study.rank_check import check_ranks_agree
 from advlit.study.robustness import EIGHT_BIT_SUFFIX, WHITEBOX
 from advlit.study.run_summary import NOISE_SUFFIX, custom_scalars_layout, summary_lines
 from advlit.study.surrogate import SurrogateSpec, check_distinct, defended_spec
@@ -205,6 +206,7 @@ class TransferEvaluation(Callback):
                     data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest
                 )
         self.set_digests = {name: tensor_digest(x) for name, x in self.test_sets.items()}
+        check_ranks_agree(trainer, self.set_digests, "test sets")
 
     def make_attacker_sets(self, data, name: str, spec: SurrogateSpec, test_digest: str) -> None:
         """Train (or load) one attacker's network, then make (or load) his sets and controls."""
