@@ -299,7 +299,7 @@ def test_bad_batches_raise_value_error(victim, x, y, argument, name):
 
 
 def test_registry_names_the_attacks_and_jsma_defaults_to_the_papers_rule():
-    assert set(ATTACKS) == {"fgsm", "pgd", "mifgsm", "di_fgsm", "ti_fgsm", "jsma", "jsma_pairs", "cw"}
+    assert set(ATTACKS) == {"fgsm", "pgd", "mifgsm", "di_fgsm", "ti_fgsm", "jsma", "jsma_pairs", "cw", "torchattacks"}
     assert build_attack("jsma", gamma=0.1).params()["gamma"] == 0.1
     assert build_attack("jsma").variant == "single" and build_attack("jsma_pairs").variant == "pairs"
 

@@ -223,8 +223,8 @@ def test_attacker_and_defender_never_share_networks_or_examples(mnist_dir, tmp_p
     args = (data.train_x, data.train_y, data.augmenter, data.train_digest, str(tmp_path), False)
     defender, d_key, *_ = surrogate.load_or_train(data.source_spec, *args)
     callback = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
-    attacker, a_key, *_ = surrogate.load_or_train(callback.specs["A"], *args)
-    assert d_key != a_key and callback.specs["A"].seed != data.source_spec.seed
+    attacker, a_key, *_ = surrogate.load_or_train(callback.specs["A"][0], *args)
+    assert d_key != a_key and callback.specs["A"][0].seed != data.source_spec.seed
     d_set = FGSM()(defender, data.train_x[:100], data.train_y[:100])
     a_set = FGSM()(attacker, data.train_x[:100], data.train_y[:100])
     assert (d_set != a_set).flatten(1).any(1).float().mean() > 0.5, "the two networks' examples differ"
@@ -578,3 +578,35 @@ def test_ranks_holding_different_sets_stop_together_with_one_line():
         check_ranks_agree(FakeTrainer(1, sets), {**sets, "A/jsma": "cc"}, "test sets")
     with pytest.raises(ConfigError, match="the ranks hold different test sets"):  # rank 0 stops too
         check_ranks_agree(FakeTrainer(0, sets, other_flag=1.0), dict(sets), "test sets")
+
+
+def test_an_ensemble_attacker_attacks_the_mean_of_its_members_logits():
+    from advlit.study.transfer import Attacker, Ensemble, member_specs
+
+    specs = member_specs(Attacker("E", True, 2, [{"seed": 2}, {"seed": 3, "augment": False}]), "lenet5", 10, 5, 1e-3)
+    assert [(s.seed, s.augment) for s in specs] == [(12, True), (13, False)], "each member's own, offset like any"
+    with pytest.raises(ConfigError, match="the same network"):
+        member_specs(Attacker("E", True, 2, [{"seed": 2}, {}]), "lenet5", 0, 5, 1e-3)
+    with pytest.raises(ConfigError, match="member keys \\['depth'\\] unknown"):
+        member_specs(Attacker("E", True, 2, [{"depth": 3}]), "lenet5", 0, 5, 1e-3)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x = torch.rand(5, 4)
+    assert torch.allclose(Ensemble([a, b])(x), (a(x) + b(x)) / 2)
+
+
+def test_an_ensemble_attacker_runs_end_to_end_and_no_member_may_leak(mnist_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ensemble = "[{name: E, members: [{seed: 2}, {seed: 3}]}]"
+    args = [*smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml"), "--transfer.attacks", "[fgsm]",
+            "--trainer.max_epochs", "2", "--transfer.window_start", "1",
+            "--transfer.whitebox_attacks", "[]"]  # fmt: skip
+    assert run_cli(*args, "--transfer.attackers", ensemble) == 0
+    (metrics,) = (tmp_path / "tb_logs").rglob("metrics.json")
+    record = json.loads(metrics.read_text())
+    assert [m["seed"] for m in record["attackers"]["E"]["members"]] == [2, 3]
+    assert len(list((tmp_path / "cache" / "surrogates").glob("attacker-*.pt"))) == 2
+    assert {"E/fgsm", "E/fgsm_noise", "E/worst"} <= set(record["median"])
+    assert record["set_quality"]["E/fgsm"]["success"] > 0, "white-box success on the ensemble it was made on"
+    leaking = "[{name: E, members: [{seed: 2}, {seed: 1}]}]"  # seed 1 with augmentation: the source network
+    assert run_cli(*args, "--transfer.attackers", leaking) == 2
+    assert "same network as the defender's source" in capsys.readouterr().err

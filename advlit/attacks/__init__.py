@@ -8,10 +8,11 @@ from advlit.attacks.diverse import DiverseFGSM
 from advlit.attacks.fgsm import FGSM
 from advlit.attacks.jsma import JSMA
 from advlit.attacks.mifgsm import MIFGSM
+from advlit.attacks.peers import TorchAttacks
 from advlit.attacks.pgd import PGD
 from advlit.runtime.errors import ConfigError
 
-AttackName = Literal["fgsm", "pgd", "mifgsm", "di_fgsm", "ti_fgsm", "jsma", "jsma_pairs", "cw"]
+AttackName = Literal["fgsm", "pgd", "mifgsm", "di_fgsm", "ti_fgsm", "jsma", "jsma_pairs", "cw", "torchattacks"]
 
 
 class JSMAPairs(JSMA):
@@ -42,6 +43,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "jsma": JSMA,
     "jsma_pairs": JSMAPairs,
     "cw": CarliniWagnerL2,
+    "torchattacks": TorchAttacks,
 }
 
 
@@ -81,6 +83,7 @@ __all__ = [
     "MIFGSM",
     "PGD",
     "TIFGSM",
+    "TorchAttacks",
     "build_attack",
     "build_attacks",
     "frozen",

@@ -2,7 +2,6 @@
 
 import argparse
 import contextlib
-import fcntl
 import shutil
 import subprocess
 import sys
@@ -148,17 +147,19 @@ def fit_command(results: Path, run: Run, passthrough: list[str], resume_from: Pa
 def run_lock(folder: Path) -> Iterator[bool]:
     """Hold a lock on the run ``folder`` (True), or yield False when another process holds it: two
     ``advlit reproduce`` processes (``--table 5`` beside ``--table 2``) never train one run twice."""
+    import filelock  # flock where the file system has it, else its soft lock (advlit.study.cache.locked)
+
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = filelock.FileLock(folder.parent / f".{folder.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
@@ -322,8 +323,32 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--runs", nargs="+", metavar="MIX", help="only these runs of the table (e.g. clean fgsm_jsma_cw)"
     )
+    parser.add_argument(
+        "--launcher", choices=["local", "slurm"], default="local",
+        help="local: one run after another here; slurm: a job building the shared stages, then a job array "
+        "(--slurm.partition, --slurm.gpus_per_job, --slurm.time_min, --slurm.array_parallelism, ...)",
+    )  # fmt: skip
+    parser.add_argument("--status", action="store_true", help="with --launcher slurm: what is done, running, failed")
+    from advlit.reproduction import slurm
+
+    try:
+        slurm_flags, argv = slurm.split_slurm_flags(argv)
+    except ConfigError as err:
+        print(f"advlit reproduce: error: {err}", file=sys.stderr)
+        sys.exit(2)
     args, passthrough = parser.parse_known_args(argv)
     try:
+        if args.launcher == "slurm" or slurm_flags or args.status:
+            if args.launcher != "slurm":
+                raise ConfigError("--slurm.* and --status go with --launcher slurm")
+            settings = slurm.settings_from(slurm_flags)
+            profile_folder = args.results / args.profile
+            if args.status:
+                for line in slurm.status_lines(profile_folder, args.table):
+                    print(line)
+                return
+            slurm.check_sbatch()
+        try_slurm = args.launcher == "slurm"
         runs = table_runs(args.table, args.profile, args.runs)
         check_seed_flags(args.seeds, passthrough, runs[0])
         for seed in args.seeds:  # every seed's finished runs, before any run starts
@@ -331,6 +356,19 @@ def main(argv: list[str]) -> None:
             check_finished_runs(runs, folder, seeded_flags(seed, passthrough))
         if args.plan:
             print_plan(args, runs, passthrough)
+            return
+        if try_slurm:
+            for seed in args.seeds:
+                check_profile(seed_folder(profile_folder, seed), args.profile)
+            check_profile(profile_folder, args.profile)
+            state = slurm.submit(args.table, args.profile, profile_folder, passthrough, args.seeds, args.runs,
+                                 settings)  # fmt: skip
+            print(
+                f"submitted: job {state['prepare']} builds the shared stages; array {state['jobs'][0].split('_')[0]} "
+                f"runs {len(state['jobs'])} runs after it (at most {settings.array_parallelism} at once)"
+            )
+            print(f"logs: {state['logs']}; follow with: advlit reproduce --table {args.table} --profile {args.profile} "
+                  f"--results {args.results} --launcher slurm --status")  # fmt: skip
             return
         failed = 0
         for seed in args.seeds:

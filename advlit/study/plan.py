@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from advlit.attacks import FGSM, JSMA, PGD, Attack, CarliniWagnerL2
 from advlit.models import build_network
 from advlit.study import adversarial_sets, surrogate
-from advlit.study.cache import tensor_digest
+from advlit.study.cache import content_key, tensor_digest
 
 C_W_ABORT = 0.9  # share of C&W's iteration budget used with abort early (measured: 261-268 of 300)
 JSMA_STEPS = 70  # steps per image at gamma 0.2 on a LeNet5 (measured mean L0 50-75 for one pixel a step)
@@ -128,9 +128,14 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         key, stage = network("defender's source", data.source_spec)
         out += [stage, *sets("defender", key, data.attacks, "train", data.train_x, data.train_y)]
     if transfer is not None and transfer.attacks:
-        for name, spec in transfer.specs.items():
-            key, stage = network(f"attacker {name}", spec)
-            out += [stage, *sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y)]
+        for name, members in transfer.specs.items():
+            keys = []
+            for i, spec in enumerate(members):
+                key, stage = network(f"attacker {name}" + (f" member {i + 1}" if len(members) > 1 else ""), spec)
+                keys.append(key)
+                out.append(stage)
+            key = keys[0] if len(keys) == 1 else content_key({"ensemble": keys})
+            out += sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y)
     copies = 1 + len(data.attacks)
     n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
     train = max_epochs * (math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward)

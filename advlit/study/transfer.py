@@ -1,6 +1,7 @@
 """The transfer-evaluation callback: the defender scored on each attacker's black-box test sets."""
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchvision.utils import make_grid
 
@@ -21,7 +23,7 @@ from advlit.runtime.devices import float_settings
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
-from advlit.study.cache import atomic_write, tensor_digest
+from advlit.study.cache import atomic_write, content_key, tensor_digest
 from advlit.study.controls import CONTROLS_VERSION
 from advlit.study.quality import set_quality
 from advlit.study.rank_check import check_ranks_agree
@@ -43,12 +45,58 @@ def to_8bit(x: torch.Tensor) -> torch.Tensor:
 class Attacker:
     """One attacker: a name for his sets (``<name>/<attack>``), his augmentation and his seed.
 
-    Table 5's attackers are ``A`` (trained with augmentation) and ``Ap`` (A', without).
+    Table 5's attackers are ``A`` (trained with augmentation) and ``Ap`` (A', without). With
+    ``members`` the attacker is an ensemble (Liu et al. 2017): one network per member (each member's
+    ``arch``, ``augment`` and ``seed``, the attacker's where a member leaves them out), attacked
+    through their averaged logits; each member is a cached surrogate, guarded against leaks like any.
     """
 
     name: str = "A"
     augment: bool = True
     seed: int = 2
+    members: list[dict] | None = None  # an ensemble: [{seed: 2}, {seed: 3, arch: resnet18}, {augment: false}]
+
+
+MEMBER_KEYS = {"arch", "augment", "seed"}
+
+
+def member_specs(attacker: Attacker, arch: str, seed_offset: int, epochs: int, lr: float) -> list[SurrogateSpec]:
+    """The surrogate spec of each network of ``attacker`` (one, or one per ensemble member)."""
+    members = attacker.members if attacker.members is not None else [{}]
+    if not members:
+        raise ConfigError(f"attacker {attacker.name}: members=[] names no network; leave members out for one")
+    specs = []
+    for member in members:
+        unknown = sorted(set(member) - MEMBER_KEYS)
+        if unknown:
+            raise ConfigError(f"attacker {attacker.name}: member keys {unknown} unknown; use {sorted(MEMBER_KEYS)}")
+        seed = int(member.get("seed", attacker.seed)) + seed_offset
+        augment = bool(member.get("augment", attacker.augment))
+        specs.append(SurrogateSpec(member.get("arch", arch), augment, seed, epochs, "attacker", lr))
+    if len({(s.arch, s.augment, s.seed) for s in specs}) < len(specs):
+        raise ConfigError(f"attacker {attacker.name}: two ensemble members are the same network")
+    return specs
+
+
+class Ensemble(nn.Module):
+    """Networks attacked together: the mean of their logits (Liu et al. 2017's logit ensemble)."""
+
+    def __init__(self, nets: list[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(0)
+
+
+def ensemble(nets: list) -> tuple[nn.Module, str, str]:
+    """``(network, cache key, weights digest)`` of an attacker's loaded surrogates: the network itself
+    for one (its own key and digest), an :class:`Ensemble` keyed by its members' keys for several."""
+    if len(nets) == 1:
+        return nets[0].net, nets[0].key, nets[0].weights
+    key = content_key({"ensemble": [s.key for s in nets]})
+    weights = hashlib.sha256("".join(s.weights for s in nets).encode()).hexdigest()
+    return Ensemble([s.net for s in nets]).eval(), key, weights
 
 
 def check_window(start: int, end: int | None, max_epochs: int | None) -> int:
@@ -152,12 +200,8 @@ class TransferEvaluation(Callback):
             raise ConfigError(f"transfer.masking_margin={masking_margin} must be in [0, 1]")
         self.whitebox_images, self.masking_margin, self.quantize = whitebox_images, masking_margin, quantize
         self.subset_history: dict[int, dict[str, float]] = {}  # black-box accuracy on the white-box images
-        self.specs = {
-            a.name: SurrogateSpec(
-                arch, a.augment, a.seed + attacker_seed_offset, attacker_epochs, "attacker", attacker_lr
-            )
-            for a in attackers
-        }
+        self.specs = {a.name: member_specs(a, arch, attacker_seed_offset, attacker_epochs, attacker_lr)
+                      for a in attackers}  # fmt: skip
         self.window_start, self.window_end = window_start, window_end
         self.cache_dir, self.attack_batch_size, self.eval_batch_size = cache_dir, attack_batch_size, eval_batch_size
         self.example_images = example_images
@@ -184,8 +228,9 @@ class TransferEvaluation(Callback):
         hp = pl_module.hparams
         defended = defended_spec(hp.arch, hp.lr, data.hparams.augment, data.hparams.seed, list(data.attacks),
                                  os.environ.get("PL_GLOBAL_SEED"))  # fmt: skip
-        for spec in self.specs.values():
-            check_distinct(data.source_spec, spec, defended)
+        for members in self.specs.values():
+            for spec in members:
+                check_distinct(data.source_spec, spec, defended)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit" or self.test_sets:
@@ -200,22 +245,24 @@ class TransferEvaluation(Callback):
         self.data_timings = getattr(data, "timings", {})
         self.test_sets = {"clean": data.test_x}
         test_digest = tensor_digest(data.test_x, data.test_y)
-        for name, spec in self.specs.items():
+        for name, members in self.specs.items():
             if self.attacks:
-                self.make_attacker_sets(
-                    data, name, dataclasses.replace(spec, batch_size=data.global_batch_size), test_digest
-                )
+                members = [dataclasses.replace(spec, batch_size=data.global_batch_size) for spec in members]
+                self.make_attacker_sets(data, name, members, test_digest)
         self.set_digests = {name: tensor_digest(x) for name, x in self.test_sets.items()}
         check_ranks_agree(trainer, self.set_digests, "test sets")
 
-    def make_attacker_sets(self, data, name: str, spec: SurrogateSpec, test_digest: str) -> None:
-        """Train (or load) one attacker's network, then make (or load) his sets and controls."""
-        self.specs[name] = spec
+    def make_attacker_sets(self, data, name: str, members: list[SurrogateSpec], test_digest: str) -> None:
+        """Train (or load) one attacker's network (or every member of his ensemble), then make (or
+        load) his sets and controls."""
+        self.specs[name] = members
         progress = data.hparams.progress
         start = time.perf_counter()
-        net, self.keys[name], self.made[f"attacker_{name}_surrogate_s"], weights = surrogate.load_or_train(
-            spec, data.train_x, data.train_y, data.augmenter, data.train_digest, self.cache_dir, progress
-        )
+        nets = [surrogate.load_or_train(spec, data.train_x, data.train_y, data.augmenter, data.train_digest,
+                                        self.cache_dir, progress) for spec in members]  # fmt: skip
+        net, self.keys[name], weights = ensemble(nets)
+        made = [s.made_s for s in nets]
+        self.made[f"attacker_{name}_surrogate_s"] = None if None in made else sum(made)
         self.timings[f"attacker_{name}_surrogate_s"] = time.perf_counter() - start
         for attack_name, attack in self.attacks.items():
             start = time.perf_counter()
@@ -371,8 +418,9 @@ class TransferEvaluation(Callback):
                          "augment": data.hparams.augment, "seed": data.hparams.seed,
                          "augmentation": dataclasses.asdict(data.augmenter),
                          "attacks": {name: a.params() for name, a in data.attacks.items()}},
-            "attackers": {name: {"spec": dataclasses.asdict(spec), "key": self.keys.get(name)}
-                          for name, spec in self.specs.items()},
+            "attackers": {name: {"spec": dataclasses.asdict(members[0]), "key": self.keys.get(name),
+                                 **({"members": [dataclasses.asdict(m) for m in members]} if len(members) > 1 else {})}
+                          for name, members in self.specs.items()},
             "attacks": {name: a.params() for name, a in self.attacks.items()},
             "timings_s": self.stage_timings(),
             "made_s": {**getattr(data, "made", {}), **self.made},
