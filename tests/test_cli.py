@@ -225,3 +225,27 @@ def test_runs_compute_in_full_fp32_without_tf32(mnist_dir, tmp_path, monkeypatch
     assert run_cli(*args, "--trainer.max_epochs", "1", "--transfer.window_start", "1", "--transfer.attacks", "[]") == 0
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_a_setting_added_since_a_run_started_blocks_its_resume_only_when_moved_from_its_default():
+    from advlit.study.experiment import changed_settings
+
+    old = {"data": {"seed": 0, "augment": True}}
+    defaults = {"data": {"seed": 0, "augment": True, "extra_source_seeds": []}}
+    same = {"data": {"seed": 0, "augment": True, "extra_source_seeds": []}}
+    assert changed_settings(old, same, defaults=defaults) == [], "a new setting at its default: the same run"
+    moved = {"data": {"seed": 0, "augment": True, "extra_source_seeds": [5]}}
+    assert changed_settings(old, moved, defaults=defaults) == ["data.extra_source_seeds"]
+    assert changed_settings(old, {"data": {"seed": 1, "augment": True}}, defaults=defaults) == ["data.seed"]
+    assert changed_settings(old, same) == ["data.extra_source_seeds"], "without defaults every difference counts"
+
+
+RESULTS = CONFIGS.parent / "results"
+
+
+@pytest.mark.parametrize(
+    "saved", sorted(RESULTS.glob("quick/table*/*/config.yaml"))[:4], ids=lambda p: "/".join(p.parts[-3:-1])
+)
+def test_a_committed_runs_saved_config_still_loads(saved, capsys):
+    assert run_cli("fit", "--config", str(saved), "--print_config") == 0
+    assert "train_attacks:" in capsys.readouterr().out

@@ -333,10 +333,11 @@ def test_report_shows_worst_case_whitebox_and_masking_flags(tmp_path):
         }
         path.write_text(json.dumps(record))
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()
-    header = "| trained on | worst case (black-box) | white-box fgsm | white-box pgd | cw / 8-bit | masking flags |"
+    header = ("| trained on | worst case (black-box) | white-box fgsm (black-box fgsm on the same images) | "
+              "white-box pgd (black-box pgd on the same images) | cw / 8-bit | masking flags |")  # fmt: skip
     assert header in md
-    assert "| Clean | 30.0 | 5.0 | 1.0 | 46.0 / 50.0 | none |" in md
-    assert "| FGSM | 30.0 | 5.0 | 1.0 | 65.0 / 50.0 | A/fgsm (40.0 < 50.0) |" in md
+    assert "| Clean | 30.0 | 5.0 (90.0) | 1.0 | 46.0 / 50.0 | none |" in md, "black-box on the white-box images"
+    assert "| FGSM | 30.0 | 5.0 (40.0) | 1.0 | 65.0 / 50.0 | A/fgsm (40.0 < 50.0) |" in md
     assert "cw_8bit" not in md, "8-bit sets are no attack columns of their own"
     assert "worst |" not in md.split("attacks beside their matched noise")[1].split("\n\n")[2].split("\n")[0], (
         "the worst case is no attack column of the controls table"

@@ -108,7 +108,8 @@ def cluster_answers() -> bool:
 @pytest.mark.slurm
 @pytest.mark.skipif(not cluster_answers(), reason="needs a SLURM cluster that answers (tests/slurm_localhost.sh)")
 def test_a_smoke_grid_on_slurm_matches_the_local_launcher_and_survives_a_kill(mnist_dir, tmp_path):
-    flags = ["--config", str(CONFIGS / "smoke.yaml"), "--data.data_dir", str(mnist_dir), "--data.download", "false",
+    flags = ["--config", str(CONFIGS / "smoke.yaml"), "--trainer.max_epochs", "8",
+             "--data.data_dir", str(mnist_dir), "--data.download", "false",
              "--data.progress", "false", "--trainer.enable_progress_bar", "false", "--threads", "1"]  # fmt: skip
     env = {"ADVLIT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     base = [
@@ -133,13 +134,11 @@ def test_a_smoke_grid_on_slurm_matches_the_local_launcher_and_survives_a_kill(mn
     assert out.returncode == 0, out.stderr[-2000:]
     state = json.loads((tmp_path / "slurm" / "quick" / "slurm" / "table2.json").read_text())
     array = state["jobs"][0].split("_")[0]
-    element = state["jobs"][1]
-    for _ in range(300):  # once the element trains, kill it: its requeue must resume and finish
-        out = subprocess.run(["squeue", "-h", "-j", element, "-o", "%T"], capture_output=True, text=True).stdout
-        if "RUNNING" in out:
+    element, checkpoints = state["jobs"][1], tmp_path / "slurm" / "quick" / "table2" / "fgsm" / "checkpoints"
+    for _ in range(1200):  # once the element has a checkpoint, kill it: its requeue must resume and finish
+        if list(checkpoints.glob("*.ckpt")):
             break
-        time.sleep(1)
-    time.sleep(8)
+        time.sleep(0.5)
     requeued = subprocess.run(["scontrol", "requeue", element], capture_output=True, text=True)
     assert requeued.returncode == 0, requeued.stderr
     assert squeue_empty([state["prepare"], array], timeout=900), "the jobs did not finish in 15 minutes"
@@ -157,3 +156,5 @@ def test_a_smoke_grid_on_slurm_matches_the_local_launcher_and_survives_a_kill(mn
         a = json.loads((tmp_path / "slurm" / "quick" / "table2" / name / "metrics.json").read_text())
         b = json.loads((tmp_path / "local" / "quick" / "table2" / name / "metrics.json").read_text())
         assert a["median"] == b["median"] and a["max"] == b["max"], name
+    resumed = json.loads((tmp_path / "slurm" / "quick" / "table2" / "fgsm" / "metrics.json").read_text())
+    assert resumed["resumed_after_epochs"], "the requeued run resumed from its checkpoint, to the same numbers"

@@ -610,3 +610,21 @@ def test_an_ensemble_attacker_runs_end_to_end_and_no_member_may_leak(mnist_dir, 
     leaking = "[{name: E, members: [{seed: 2}, {seed: 1}]}]"  # seed 1 with augmentation: the source network
     assert run_cli(*args, "--transfer.attackers", leaking) == 2
     assert "same network as the defender's source" in capsys.readouterr().err
+
+
+def test_ensemble_adversarial_training_splits_each_copy_among_its_sources(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [*smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml"), "--trainer.max_epochs", "1",
+            "--transfer.window_start", "1", "--transfer.attacks", "[]",
+            "--transfer.whitebox_attacks", "[]"]  # fmt: skip
+    assert run_cli(*args, "--data.extra_source_seeds", "[5, 6]") == 0
+    (metrics,) = (tmp_path / "tb_logs").rglob("metrics.json")
+    record = json.loads(metrics.read_text())
+    assert record["defender"]["extra_source_seeds"] == [5, 6]
+    assert len(list((tmp_path / "cache" / "surrogates").glob("defender-*.pt"))) == 3, "three source networks"
+    parts = sorted(torch.load(p, weights_only=True)["meta"]["shape"][0]
+                   for p in (tmp_path / "cache" / "adversarial").glob("train-fgsm-*.pt"))  # fmt: skip
+    assert parts == [200, 200, 200], "each source makes the copies of every third image (600 in the fixture)"
+    assert {f"defender/fgsm/source{j}" for j in range(3)} <= set(record["set_quality"])
+    with pytest.raises(ConfigError, match="repeats a source"):
+        MNISTDataModule(train_attacks=["fgsm"], source_seed=1, extra_source_seeds=[1])

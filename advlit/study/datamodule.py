@@ -45,6 +45,10 @@ class MNISTDataModule(TensorData):
         source_seed: seed of the defender's source network.
         source_epochs: training epochs of the defender's source network.
         source_lr: Adam's learning rate for it (set from ``model.lr`` by the CLI).
+        extra_source_seeds: ensemble adversarial training (Tramer et al. 2018): more source networks
+            (the source's architecture and augmentation, these seeds); each attack's training copy
+            is split among the sources, image i made on source ``i mod k`` (so the mix keeps the
+            size of a one-source row, and each image has one adversarial copy per attack).
         cache_dir: cache of surrogates and adversarial sets (None: ``$ADVLIT_CACHE`` or
             ``~/.cache/advlit``).
         attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU, where
@@ -73,6 +77,7 @@ class MNISTDataModule(TensorData):
         source_seed: int = 1,
         source_epochs: int = 50,
         source_lr: float = 1e-4,
+        extra_source_seeds: list[int] = [],
         cache_dir: str | None = None,
         attack_batch_size: int | None = None,
         progress: bool = True,
@@ -89,6 +94,8 @@ class MNISTDataModule(TensorData):
             raise ConfigError(f"attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
         self.attacks = build_attacks(train_attacks, attack_params, "train_attacks")
         self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
+        if source_seed in extra_source_seeds or len(set(extra_source_seeds)) < len(extra_source_seeds):
+            raise ConfigError(f"extra_source_seeds={extra_source_seeds} repeats a source (source_seed {source_seed})")
         self.save_hyperparameters()
         self.timings: dict[str, float] = {}
         self.made: dict[str, float | None] = {}  # seconds each cached stage took to make, wherever it was made
@@ -128,25 +135,42 @@ class MNISTDataModule(TensorData):
         self.test_x, self.test_y = test_x[: hp.test_limit].to(self.device), test_y[: hp.test_limit].to(self.device)
         self.train_digest = tensor_digest(self.train_x, self.train_y)
 
+    @property
+    def source_specs(self) -> list[SurrogateSpec]:
+        """The defender's source networks: his source, then one per extra seed (ensemble adversarial training)."""
+        extra = [dataclasses.replace(self.source_spec, seed=seed) for seed in self.hparams.extra_source_seeds]
+        return [self.source_spec, *extra]
+
     def make_train_sets(self) -> dict[str, torch.Tensor]:
-        """The defender's adversarial training sets, made on his source network (or loaded)."""
+        """The defender's adversarial training sets, made on his source network(s) (or loaded): with k
+        sources, image i's copy is made on source ``i mod k``."""
         hp = self.hparams
         start = time.perf_counter()
-        source, key, self.made["defender_surrogate_s"], weights = surrogate.load_or_train(
-            self.source_spec, self.train_x, self.train_y, self.augmenter, self.train_digest, hp.cache_dir, hp.progress
-        )
+        sources = [surrogate.load_or_train(spec, self.train_x, self.train_y, self.augmenter, self.train_digest,
+                                           hp.cache_dir, hp.progress) for spec in self.source_specs]  # fmt: skip
+        made_s = [s.made_s for s in sources]
+        self.made["defender_surrogate_s"] = None if None in made_s else sum(made_s)
         self.timings["defender_surrogate_s"] = time.perf_counter() - start
-        sets = {}
+        k, sets = len(sources), {}
         for name, attack in self.attacks.items():
-            start = time.perf_counter()
-            made = adversarial_sets.load_or_make(
-                source, key, name, attack, "train", self.train_x, self.train_y, self.train_digest,
-                hp.cache_dir, hp.attack_batch_size, hp.progress, weights,
-            )  # fmt: skip
-            sets[name] = made.x_adv
+            start, made_total, x_adv = time.perf_counter(), 0.0, torch.empty_like(self.train_x)
+            for j, source in enumerate(sources):
+                part = slice(None) if k == 1 else slice(j, None, k)
+                x, y = self.train_x[part], self.train_y[part]
+                digest = self.train_digest if k == 1 else tensor_digest(x, y)
+                made = adversarial_sets.load_or_make(
+                    source.net, source.key, name, attack, "train", x, y, digest,
+                    hp.cache_dir, hp.attack_batch_size, hp.progress, source.weights,
+                )  # fmt: skip
+                x_adv[part] = made.x_adv
+                made_total = None if made_total is None or made.made_s is None else made_total + made.made_s
+                if k > 1:
+                    self.set_quality[f"defender/{name}/source{j}"] = set_quality(source.net, x, y, made.x_adv)
+            sets[name] = x_adv
             self.timings[f"defender_{name}_train_set_s"] = time.perf_counter() - start
-            self.made[f"defender_{name}_train_set_s"] = made.made_s
-            self.set_quality[f"defender/{name}"] = set_quality(source, self.train_x, self.train_y, sets[name])
+            self.made[f"defender_{name}_train_set_s"] = made_total
+            if k == 1:
+                self.set_quality[f"defender/{name}"] = set_quality(sources[0].net, self.train_x, self.train_y, x_adv)
         return sets
 
     @property

@@ -52,14 +52,24 @@ def resumes_in(config, log_dir: str | None) -> bool:
 NOT_SETTINGS = {"ckpt_path", "threads", "trainer.max_epochs", "trainer.logger"}
 
 
-def changed_settings(old, new, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two configs, leaving out :data:`NOT_SETTINGS`."""
+_ABSENT = object()
+
+
+def changed_settings(old, new, prefix: str = "", defaults=None) -> list[str]:
+    """Dotted keys whose values differ between two configs, leaving out :data:`NOT_SETTINGS`. A key
+    the old config lacks (a setting added to advlit since that run started) counts only where the new
+    value moves it from its default in ``defaults`` (a config of the same shape; None: always counts)."""
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [] if old == new else [prefix.rstrip(".")]
     changed = []
     for key in sorted(set(old) | set(new)):
-        if f"{prefix}{key}" not in NOT_SETTINGS:
-            changed += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.")
+        if f"{prefix}{key}" in NOT_SETTINGS:
+            continue
+        default = defaults.get(key, _ABSENT) if isinstance(defaults, dict) else _ABSENT
+        if key not in old and default is not _ABSENT and new.get(key) == default:
+            continue
+        changed += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.",
+                                    default if default is not _ABSENT else None)  # fmt: skip
     return changed
 
 
@@ -131,8 +141,10 @@ class AdvlitCLI(LightningCLI):
                 f"{log_dir} holds a run already (config.yaml); resume it with --ckpt_path pointing at one of its "
                 "checkpoints, or log elsewhere (--trainer.logger.init_args.version)"
             )
-        new = yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False))
-        changed = changed_settings(yaml.safe_load(config_path.read_text()) or {}, new)
+        parser = self._parser(self.subcommand)
+        new = yaml.safe_load(parser.dump(config, skip_none=False))
+        defaults = yaml.safe_load(parser.dump(parser.get_defaults(), skip_none=False))
+        changed = changed_settings(yaml.safe_load(config_path.read_text()) or {}, new, defaults=defaults)
         if changed:
             named = ", ".join(changed[:4]) + (", ..." if len(changed) > 4 else "")
             raise ConfigError(

@@ -114,7 +114,7 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         return key, Stage(name, path.exists(), spec.epochs * batches * speeds.train_batch, str(path))
 
     def sets(owner: str, key: str, attacks: dict, split: str, x, y) -> list[Stage]:
-        digest = data.train_digest if split == "train" else tensor_digest(x, y)
+        digest = data.train_digest if split == "train" and len(x) == len(data.train_x) else tensor_digest(x, y)
         found = []
         for name, attack in attacks.items():
             _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
@@ -125,8 +125,12 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         return found
 
     if data.attacks:
-        key, stage = network("defender's source", data.source_spec)
-        out += [stage, *sets("defender", key, data.attacks, "train", data.train_x, data.train_y)]
+        specs = getattr(data, "source_specs", [data.source_spec])
+        for j, spec in enumerate(specs):
+            key, stage = network("defender's source" + (f" {j + 1}" if len(specs) > 1 else ""), spec)
+            part = slice(None) if len(specs) == 1 else slice(j, None, len(specs))
+            x, y = data.train_x[part], data.train_y[part]
+            out += [stage, *sets("defender", key, data.attacks, "train", x, y)]
     if transfer is not None and transfer.attacks:
         for name, members in transfer.specs.items():
             keys = []

@@ -230,7 +230,8 @@ class TransferEvaluation(Callback):
                                  os.environ.get("PL_GLOBAL_SEED"))  # fmt: skip
         for members in self.specs.values():
             for spec in members:
-                check_distinct(data.source_spec, spec, defended)
+                for source in getattr(data, "source_specs", [data.source_spec]):
+                    check_distinct(source, spec, defended)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit" or self.test_sets:
@@ -415,6 +416,7 @@ class TransferEvaluation(Callback):
             "predicted_classes_last_epoch": self.histograms,
             "set_quality": {**getattr(data, "set_quality", {}), **self.quality},
             "defender": {"train_attacks": list(data.attacks), "source": dataclasses.asdict(data.source_spec),
+                         "extra_source_seeds": list(data.hparams.get("extra_source_seeds", [])),
                          "augment": data.hparams.augment, "seed": data.hparams.seed,
                          "augmentation": dataclasses.asdict(data.augmenter),
                          "attacks": {name: a.params() for name, a in data.attacks.items()}},
