@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,10 +141,10 @@ def locked(path: Path) -> Iterator[None]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(
-            dir=path.parent
-        ):  # a probe that leaves no file (a soft lock's marker must not exist)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")  # not the lock file: a soft lock's marker
+        with open(probe, "wb"):
             pass
+        probe.unlink()
     except OSError as err:
         if path.is_file():
             yield

@@ -1,0 +1,89 @@
+"""How close are adversarial sets regenerated from the committed networks to the originals?
+
+For each attacker network in a kept folder (``advlit networks add``; default results/paper/networks)
+it makes the paper profile's attacks (FGSM, JSMA, C&W in the efficient setting) on the first N
+MNIST test images and hashes each image. ``--record FILE`` writes the per-image hashes with the
+machine they were made on; ``--compare FILE`` makes them again here and prints, per attacker and
+attack, the share of images that differ from the record (0: bit for bit the same sets). Printed,
+never asserted.
+
+    python benchmarks/regenerate_sets.py --data_dir ../shared/data --record results/paper/networks/set_hashes.json
+    python benchmarks/regenerate_sets.py --data_dir ../shared/data --compare results/paper/networks/set_hashes.json
+"""
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from advlit.attacks import build_attack, run_attack
+from advlit.data import load_mnist
+from advlit.runtime.provenance import machine
+from advlit.study.stored_networks import read_manifest
+from advlit.study.surrogate import cached_network
+
+PAPER_ATTACKS = {
+    "fgsm": {},
+    "jsma": {},
+    "cw": {
+        "c_init": 2.0,
+        "binary_search_steps": 3,
+        "max_iterations": 100,
+        "lr": 0.1,
+        "tanh_scale": 0.999,
+        "snap": 0.002,
+    },
+}
+
+
+def image_hashes(x: torch.Tensor) -> list[str]:
+    """A short SHA-256 per image of its float32 bytes."""
+    return [hashlib.sha256(img.contiguous().numpy().tobytes()).hexdigest()[:16] for img in x.float().cpu()]
+
+
+def make(folder: Path, data_dir: str, images: int) -> dict[str, list[str]]:
+    x, y = load_mnist(data_dir, train=False)
+    x, y = x[:images], y[:images]
+    out = {}
+    for name, entry in sorted(read_manifest(folder).items()):
+        if entry["spec"]["role"] != "attacker":
+            continue
+        net = cached_network(folder / name)
+        for attack, params in PAPER_ATTACKS.items():
+            start = time.perf_counter()
+            x_adv = run_attack(build_attack(attack, **params), net, x, y, batch_size=100, progress=False)
+            out[f"{name}/{attack}"] = image_hashes(x_adv)
+            print(f"{name} {attack}: {images} images in {time.perf_counter() - start:.0f} s", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)  # fmt: skip
+    parser.add_argument("--networks", type=Path, default=Path("results/paper/networks"))
+    parser.add_argument("--data_dir", default="data")
+    parser.add_argument("--images", type=int, default=500)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--record", type=Path)
+    group.add_argument("--compare", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.compare:
+        recorded = json.loads(args.compare.read_text())
+        images = len(next(iter(recorded["hashes"].values())))
+        now = make(args.networks, args.data_dir, images)
+        print(f"recorded on {recorded['machine']}; here {machine()}")
+        for key, hashes in sorted(recorded["hashes"].items()):
+            differ = sum(a != b for a, b in zip(hashes, now.get(key, []), strict=False))
+            print(f"{key}: {differ}/{len(hashes)} images differ ({100 * differ / len(hashes):.1f}%)")
+        return
+    hashes = make(args.networks, args.data_dir, args.images)
+    args.record.write_text(json.dumps({"machine": machine(), "images": args.images, "hashes": hashes}) + "\n")
+    print(f"recorded {len(hashes)} sets to {args.record}")
+
+
+if __name__ == "__main__":
+    main()
