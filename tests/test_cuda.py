@@ -41,5 +41,5 @@ def test_a_smoke_run_on_the_gpu_records_its_device_and_fp32(mnist_dir, tmp_path,
     assert run_cli(*args, "--trainer.accelerator", "gpu", "--trainer.devices", "1") == 0
     (metrics,) = (tmp_path / "tb_logs").rglob("metrics.json")
     record = json.loads(metrics.read_text())
-    assert record["float_settings"] == {"device": "cuda", "dtype": "float32", "tf32": False}
+    assert record["float_settings"] == {"device": "cuda", "dtype": "float32", "tf32": False, "adam": "fused"}
     assert record["provenance"]["machine"]["gpu"]

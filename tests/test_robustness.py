@@ -13,6 +13,17 @@ from advlit.study import robustness
 ONE_PROCESS = SimpleNamespace(global_rank=0, world_size=1, strategy=SimpleNamespace(reduce=lambda t, reduce_op: t))
 
 
+def scores(trainer, *tallies: dict) -> list[dict[str, float]]:
+    summed = robustness.sum_over_ranks(trainer, dict(enumerate(tallies)))
+    return [robustness.accuracies(summed[i]) for i in range(len(tallies))]
+
+
+def whitebox(*args, **kwargs) -> dict[str, float]:
+    return robustness.accuracies(
+        robustness.sum_over_ranks(ONE_PROCESS, {0: robustness.whitebox_tallies(*args, **kwargs)})[0]
+    )
+
+
 def test_worst_case_counts_an_image_only_when_right_under_every_attack():
     correct = {
         "A/fgsm": torch.tensor([1, 1, 0, 1, 1, 0], dtype=torch.bool),
@@ -20,7 +31,8 @@ def test_worst_case_counts_an_image_only_when_right_under_every_attack():
         "A/fgsm_noise": torch.zeros(6, dtype=torch.bool),  # controls are not attacks: ignored
     }
     attacks = {"fgsm": FGSM(), "jsma": FGSM()}
-    worst, subset = robustness.worst_and_subsets(ONE_PROCESS, correct, ["A"], attacks, {"fgsm": FGSM()}, 4)
+    worst, subset = scores(ONE_PROCESS, *robustness.worst_and_subset_tallies(ONE_PROCESS, correct, ["A"], attacks,
+                                                                              {"fgsm": FGSM()}, 4))  # fmt: skip
     assert worst == {"A/worst": pytest.approx(3 / 6)}  # images 0, 3, 4
     assert subset == {"A/fgsm": pytest.approx(3 / 4)}  # FGSM on the first 4 (white-box) images only
 
@@ -29,8 +41,9 @@ def test_worst_case_counts_an_image_only_when_right_under_every_attack():
 def test_each_rank_scores_its_own_share_of_the_whitebox_images(rank, mine):
     full = torch.tensor([1, 0, 0, 1, 1, 0, 1, 1, 1], dtype=torch.bool)  # 9 images; white-box on the first 5
     trainer = SimpleNamespace(global_rank=rank, world_size=2, strategy=ONE_PROCESS.strategy)  # reduce: identity
-    _, subset = robustness.worst_and_subsets(trainer, {"A/fgsm": full[rank::2]}, ["A"], {"fgsm": FGSM()},
-                                             {"fgsm": FGSM()}, 5)  # fmt: skip
+    fgsm = {"fgsm": FGSM()}
+    _, subset = scores(trainer, *robustness.worst_and_subset_tallies(trainer, {"A/fgsm": full[rank::2]}, ["A"],
+                                                                     fgsm, fgsm, 5))  # fmt: skip
     assert subset["A/fgsm"] == pytest.approx(full[mine].float().mean().item())
 
 
@@ -82,7 +95,7 @@ def test_masked_gradients_raise_the_flag():
     net, x, y = trained_linear(0)
     masked = Module(RoundedInput(net))
     attack = FGSM(eps=0.2)
-    white = robustness.whitebox_accuracy(ONE_PROCESS, masked, {"fgsm": attack}, x, y, batch_size=64)
+    white = whitebox(ONE_PROCESS, masked, {"fgsm": attack}, x, y, batch_size=64)
     with torch.no_grad():
         clean = (masked(x).argmax(1) == y).float().mean().item()
         black = (masked(attack(net, x, y)).argmax(1) == y).float().mean().item()  # made on the unmasked twin
@@ -96,7 +109,7 @@ def test_honest_gradients_raise_no_flag():
     net, x, y = trained_linear(0)
     attacker, _, _ = trained_linear(1)  # another network, other blobs: its examples transfer poorly
     attack = FGSM(eps=0.2)
-    white = robustness.whitebox_accuracy(ONE_PROCESS, Module(net), {"fgsm": attack}, x, y, batch_size=64)
+    white = whitebox(ONE_PROCESS, Module(net), {"fgsm": attack}, x, y, batch_size=64)
     with torch.no_grad():
         black = (net(attack(attacker, x, y)).argmax(1) == y).float().mean().item()
     flags = robustness.gradient_masking({"A/fgsm": black}, white, images=len(x))

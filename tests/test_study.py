@@ -274,7 +274,7 @@ def test_smoke_run_writes_window_metrics(smoke_run):
     assert len(record["provenance"]["git_commit"]) == 40 and record["provenance"]["versions"]["torch"]
     assert record["provenance"]["machine"]["cores"] >= 1 and "cpu" in record["provenance"]["machine"]
     assert record["torch_threads"] >= 1
-    assert record["float_settings"] == {"device": "cpu", "dtype": "float32", "tf32": False}
+    assert record["float_settings"] == {"device": "cpu", "dtype": "float32", "tf32": False, "adam": "default"}
     assert "train_attacks:" in record["config"], "the resolved config travels with the numbers"
     assert {"defender_surrogate_s", "attacker_A_cw_test_set_s", "training_s"} <= set(record["timings_s"])
     quality = record["set_quality"]
@@ -330,7 +330,7 @@ def test_cache_entries_say_the_device_they_were_made_on_and_load_on_any(smoke_ru
     assert files
     for path in files:
         meta = torch.load(path, weights_only=True)["meta"]
-        assert meta["made_on"] == {"device": "cpu", "dtype": "float32", "tf32": False}, path.name
+        assert meta["made_on"] == {"device": "cpu", "dtype": "float32", "tf32": False, "adam": "default"}, path.name
     stored = torch.load(files[0], weights_only=True)
     gpu_made = tmp_path / files[0].name
     save_tensors(stored["tensors"], {**stored["meta"], "made_on": {"device": "cuda", "tf32": False}}, gpu_made)

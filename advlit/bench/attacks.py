@@ -49,7 +49,16 @@ def perturbation_stats(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Ten
 def attacks(
     data_dir: str,
     archs: list[str] = ["lenet5", "resnet18"],
-    attacks: dict[str, dict] = {"fgsm": {}, "mifgsm": {}, "pgd": {}, "jsma": {}, "jsma_pairs": {}, "cw": EFFICIENT_CW},
+    attacks: dict[str, dict] = {
+        "fgsm": {},
+        "mifgsm": {},
+        "di_fgsm": {},
+        "ti_fgsm": {},
+        "pgd": {},
+        "jsma": {},
+        "jsma_pairs": {},
+        "cw": EFFICIENT_CW,
+    },
     images: int = 1000,
     batch_size: int = 1000,
     train_epochs: int = 2,

@@ -23,6 +23,9 @@ class TensorBatches:
     would take at step i with the global batch, and every rank the same number. Without it the
     shards are disjoint and cover every sample exactly once (exact evaluation, no padding).
     With ``with_seed`` every batch ends with an int seed for its augmentation.
+
+    Each tensor is indexed on its own device: a CPU tensor (a mask the step reads on the host) stays
+    on the CPU, so reading it costs the accelerator no sync.
     """
 
     def __init__(
@@ -65,13 +68,19 @@ class TensorBatches:
         else:
             order = torch.arange(n)
         if self.equal_shards:
-            order = order[: n - n % self.world_size].to(self.tensors[0].device)
+            order = order[: n - n % self.world_size]
             global_batch = self.batch_size * self.world_size
-            starts = range(0, len(order), global_batch)
-            batches = (order[a : a + global_batch].view(self.world_size, -1)[self.rank] for a in starts)
+            parts = [
+                order[a : a + global_batch].view(self.world_size, -1)[self.rank]
+                for a in range(0, len(order), global_batch)
+            ]
+            index = torch.cat(parts) if parts else order[:0]
+            bounds = torch.tensor([0, *(len(p) for p in parts)]).cumsum(0).tolist()
         else:
-            index = order[self.rank :: self.world_size].to(self.tensors[0].device)
-            batches = (index[a : a + self.batch_size] for a in range(0, len(index), self.batch_size))
-        for i, batch in enumerate(batches):
-            out = tuple(t[batch] for t in self.tensors)
+            index = order[self.rank :: self.world_size]
+            bounds = [*range(0, len(index), self.batch_size), len(index)]
+        # this rank's images in the order it takes them, once per device the tensors live on
+        on_device = {device: index.to(device) for device in {t.device for t in self.tensors}}
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            out = tuple(t[on_device[t.device][a:b]] for t in self.tensors)
             yield (*out, mix_seed(self.seed, epoch, self.rank, i)) if self.with_seed else out

@@ -54,9 +54,10 @@ class TensorData(LightningDataModule):
 
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The training mix as ``(x, y, clean)``: the clean set, then one adversarial copy per
-        attack in ``train_adv``; ``clean`` marks the images to augment."""
+        attack in ``train_adv``; ``clean`` marks the images to augment. It stays on the CPU, so a step
+        learns which images to augment without waiting on the device."""
         xs = [self.train_x, *self.train_adv.values()]
-        clean = torch.zeros(len(self.train_y) * len(xs), dtype=torch.bool, device=self.train_y.device)
+        clean = torch.zeros(len(self.train_y) * len(xs), dtype=torch.bool)
         clean[: len(self.train_y)] = True
         return torch.cat(xs), self.train_y.repeat(len(xs)), clean
 
@@ -88,16 +89,30 @@ class TensorData(LightningDataModule):
         return self.val_dataloader()
 
     @override
+    def transfer_batch_to_device(self, batch: tuple, device: torch.device, dataloader_idx: int) -> tuple:
+        """Images and labels to ``device``; a training batch's clean mask stays on the host."""
+        if len(batch) == 4:
+            x, y, clean, seed = batch
+            return (*super().transfer_batch_to_device((x, y), device, dataloader_idx), clean, seed)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    @override
     def on_after_batch_transfer(self, batch: tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment the clean images of a training batch; adversarial ones pass unchanged."""
+        """Augment the clean images of a training batch; adversarial ones pass unchanged.
+
+        The clean mask is read on the host and the images are gathered by position (a fixed shape),
+        so the step never waits on the device; the result is the same as with a boolean mask.
+        """
         if len(batch) == 2:
             return batch
         x, y, clean, seed = batch
-        if self.augment and clean.any():
+        clean = clean.cpu()
+        count = int(clean.sum())
+        if self.augment and count:
             generator = torch.Generator().manual_seed(seed)  # a CPU stream: the same draws on any device
-            if clean.all():
+            if count == len(x):
                 x = self.augmenter(x, generator)
             else:
-                x = x.clone()
-                x[clean] = self.augmenter(x[clean], generator)
+                at = clean.nonzero()[:, 0].to(x.device, non_blocking=True)
+                x = x.index_copy(0, at, self.augmenter(x.index_select(0, at), generator))
         return x, y

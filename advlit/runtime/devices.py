@@ -35,8 +35,15 @@ def exact_fp32() -> None:
     torch.set_float32_matmul_precision("highest")
 
 
-def float_settings(device: torch.device | str) -> dict:
-    """The device kind and float settings an entry or a run was made with (for its metadata)."""
+def default_adam(device: torch.device | str) -> str:
+    """``fused`` on CUDA (one kernel launch per step), else ``default``: torch's own choice."""
+    return "fused" if torch.device(device).type == "cuda" else "default"
+
+
+def float_settings(device: torch.device | str, adam: str | None = None) -> dict:
+    """The device kind and float settings an entry or a run was made with (for its metadata);
+    ``adam``: the Adam implementation it trained with (:func:`default_adam` when not given)."""
     kind = torch.device(device).type
     tf32 = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
-    return {"device": kind, "dtype": "float32", "tf32": bool(tf32) if kind == "cuda" else False}
+    return {"device": kind, "dtype": "float32", "tf32": bool(tf32) if kind == "cuda" else False,
+            "adam": adam or default_adam(device)}  # fmt: skip

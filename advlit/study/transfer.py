@@ -296,45 +296,47 @@ class TransferEvaluation(Callback):
     def counts(
         self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(12,)`` over the whole set: correct, images, then images predicted as each class; and
-        this rank's per-image correctness ``(len(x[rank::world]),)``.
-
-        Each rank scores its disjoint shard; the counts are summed over ranks (exact, no padding).
-        """
+        """This rank's ``(12,)`` counts on its shard ``x[rank::world]``: correct, images, then images
+        predicted as each class; and its per-image correctness. Nothing is read back to the host:
+        the ranks' counts are summed later, with every other score of the epoch (exact, no padding)."""
         rank, world = trainer.global_rank, trainer.world_size
         xs, ys = x[rank::world], self.test_y[rank::world]
         out = torch.zeros(2 + NUM_CLASSES, dtype=torch.float64, device=pl_module.device)
         correct = torch.zeros(len(xs), dtype=torch.bool, device=pl_module.device)
+        classes = torch.arange(NUM_CLASSES, device=pl_module.device)
         for i in range(0, len(xs), self.eval_batch_size):
             pred = pl_module(xs[i : i + self.eval_batch_size]).argmax(1)
             correct[i : i + self.eval_batch_size] = pred == ys[i : i + self.eval_batch_size]
-            out[2:] += torch.bincount(pred, minlength=NUM_CLASSES)[:NUM_CLASSES].double()
+            out[2:] += (pred[:, None] == classes).sum(0)  # bincount would read its size back from a GPU
         out[0], out[1] = correct.sum(), len(xs)
-        return trainer.strategy.reduce(out, reduce_op="sum"), correct
+        return out, correct
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not self.test_sets:
             return
         scored = {name: self.counts(trainer, pl_module, x) for name, x in self.test_sets.items()}
-        counts = {name: c for name, (c, _) in scored.items()}
-        accs = {name: (c[0] / c[1]).item() for name, c in counts.items()}
         correct = {name: m for name, (_, m) in scored.items()}
         n = self.whitebox_count
-        worst, subset = robustness.worst_and_subsets(trainer, correct, self.specs, self.attacks, self.whitebox, n)
+        worst, subset = robustness.worst_and_subset_tallies(
+            trainer, correct, self.specs, self.attacks, self.whitebox, n
+        )
+        groups = {"acc": {name: c[:2] for name, (c, _) in scored.items()} | worst, "subset": subset,
+                  "predicted": {name: c[2:] for name, (c, _) in scored.items()}}  # fmt: skip
         epoch = trainer.current_epoch + 1
         if self.window_start <= epoch <= self.end:  # the same on every rank: all join the collectives
             start = time.perf_counter()
-            accs |= robustness.whitebox_accuracy(
+            groups["acc"] |= robustness.whitebox_tallies(
                 trainer, pl_module, self.whitebox, self.test_sets["clean"][:n], self.test_y[:n], self.eval_batch_size
             )
             self.timings["whitebox_s"] = self.timings.get("whitebox_s", 0.0) + time.perf_counter() - start
-        accs |= worst
+        summed = robustness.sum_over_ranks(trainer, groups)  # the epoch's one all_reduce and one read
+        accs = robustness.accuracies(summed["acc"])
         for name, acc in accs.items():
             if name != "clean":  # the module logs val/acc/clean itself
                 pl_module.log(f"val/acc/{name}", acc, sync_dist=False)
-        self.history[trainer.current_epoch + 1] = accs
-        self.subset_history[trainer.current_epoch + 1] = subset
-        self.histograms = {name: [int(v) for v in c[2:].tolist()] for name, c in counts.items()}
+        self.history[epoch] = accs
+        self.subset_history[epoch] = robustness.accuracies(summed["subset"])
+        self.histograms = {name: [int(v) for v in counts] for name, counts in summed["predicted"].items()}
         if len(self.history) == 1:  # once per run, resumed runs included
             self.log_examples(trainer)
 
@@ -431,7 +433,7 @@ class TransferEvaluation(Callback):
             "device": str(pl_module.device),
             "world_size": trainer.world_size,
             "torch_threads": torch.get_num_threads(),  # as the run ended (--threads sets it after the start)
-            "float_settings": float_settings(pl_module.device),
+            "float_settings": float_settings(pl_module.device, getattr(pl_module, "adam_kind", None)),
             "provenance": getattr(self, "started_from", None) or process_provenance(),
             "provenance_earlier_parts": self.earlier_provenance,
             "config": (path.parent / "config.yaml").read_text() if (path.parent / "config.yaml").exists() else None,
