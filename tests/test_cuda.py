@@ -43,3 +43,28 @@ def test_a_smoke_run_on_the_gpu_records_its_device_and_fp32(mnist_dir, tmp_path,
     record = json.loads(metrics.read_text())
     assert record["float_settings"] == {"device": "cuda", "dtype": "float32", "tf32": False, "adam": "fused"}
     assert record["provenance"]["machine"]["gpu"]
+
+
+def test_a_training_step_on_the_gpu_never_syncs():
+    """The sync debug mode of torch turns every host sync into an error, over steps on mixed batches."""
+    from test_syncs import mixed_data
+
+    from advlit.models import Classifier
+
+    device = torch.device("cuda")
+    data = mixed_data(device)
+    module = Classifier().to(device)
+    module.log = lambda *args, **kwargs: None  # Lightning's logging is outside the step's own math
+    optimizer = module.configure_optimizers()
+    assert module.adam_kind == "fused"
+    batches = [data.transfer_batch_to_device(b, device, 0) for b in data.train_dataloader()]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for batch in batches:
+            x, y = data.on_after_batch_transfer(batch, 0)
+            module.training_step((x, y), 0).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

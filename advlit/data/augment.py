@@ -22,6 +22,11 @@ _ERASE_RATIO = (0.3, 3.3)
 _ERASE_MIN_AREA = 0.02
 
 
+def _to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor onto ``device`` without waiting for the device's queued work."""
+    return t.to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class Augment:
     """Random rotation and translation (one affine warp), then random erasing, per image.
@@ -63,9 +68,9 @@ class Augment:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(angle (N,) degrees, shift (N, 2) whole pixels (tx, ty))`` as RandomAffine draws them."""
         h, w = size
-        rand = torch.rand(n, 3, generator=generator, device=generator.device, dtype=torch.float64).to(device) * 2 - 1
+        rand = _to(torch.rand(n, 3, generator=generator, device=generator.device, dtype=torch.float64), device) * 2 - 1
         angle = rand[:, 0] * self.degrees
-        limit = torch.tensor([self.translate * w, self.translate * h], dtype=torch.float64, device=device)
+        limit = _to(torch.tensor([self.translate * w, self.translate * h], dtype=torch.float64), device)
         return angle, (rand[:, 1:] * limit).round()
 
     def warp(self, x: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -83,7 +88,7 @@ class Augment:
         base = torch.stack(
             [xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, device=x.device, dtype=x.dtype)], -1
         )
-        scale = torch.tensor([0.5 * w, 0.5 * h], device=x.device, dtype=x.dtype)
+        scale = _to(torch.tensor([0.5 * w, 0.5 * h], dtype=x.dtype), x.device)
         grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(theta.transpose(1, 2) / scale)
         return F.grid_sample(
             x, grid.view(n, h, w, 2), mode=self.interpolation, padding_mode="zeros", align_corners=False
@@ -93,7 +98,7 @@ class Augment:
         """``(N, 4)`` boxes ``(top, left, height, width)`` as RandomErasing draws them; height 0: none."""
         h, w = size
         draw = {"generator": generator, "device": generator.device, "dtype": torch.float64}
-        rand = torch.rand(n, _ERASE_TRIES, 4, **draw).to(device)
+        rand = _to(torch.rand(n, _ERASE_TRIES, 4, **draw), device)
         area = h * w * (_ERASE_MIN_AREA + (self.erase_max_area - _ERASE_MIN_AREA) * rand[..., 0])
         lo, hi = math.log(_ERASE_RATIO[0]), math.log(_ERASE_RATIO[1])
         ratio = (lo + (hi - lo) * rand[..., 1]).exp()
@@ -103,7 +108,7 @@ class Augment:
         pick = torch.arange(n, device=device)
         eh, ew, r = eh[pick, first], ew[pick, first], rand[pick, first]
         top, left = (r[:, 2] * (h - eh + 1)).floor(), (r[:, 3] * (w - ew + 1)).floor()
-        erase = fits.any(1) & (torch.rand(n, **draw).to(device) < self.erase_p)
+        erase = fits.any(1) & (_to(torch.rand(n, **draw), device) < self.erase_p)
         return torch.stack([top, left, eh, ew], 1).long() * erase[:, None]
 
     @staticmethod
