@@ -600,3 +600,37 @@ def test_the_report_says_which_controls_the_runs_used():
     assert "first controls" in first and "set to 1" in first
     assert "JSMA's own per-pixel changes" in fixed and "first" not in fixed
     assert "mix control versions" in report_mod.controls_text({"a": {"median": {}}, "b": {"controls_version": 2}})
+
+
+def test_parallel_runs_train_at_once_each_with_its_own_log(tmp_path, monkeypatch, capsys):
+    import threading
+
+    results, running, most = tmp_path / "quick", [0], [0]
+    guard, both = threading.Lock(), threading.Barrier(2, timeout=20)
+
+    def fake_fit(cmd, stdout=None, stderr=None):
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        both.wait()  # returns only when two runs are in here at once
+        stdout.write(f"training {cmd[-1]}\n")
+        with guard:
+            running[0] -= 1
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_fit)
+    runs = ["clean", "fgsm", "jsma", "cw"]
+    assert reproduce_mod.reproduce(2, "quick", results, [], only=runs, parallel=2) == 0
+    assert most[0] == 2
+    for name in runs:
+        assert f"version={name}" in (results / "table2" / f"{name}.log").read_text()
+    assert "output: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags", [["--parallel", "0"], ["--parallel", "2", "--launcher", "slurm"]])
+def test_a_bad_parallel_setting_is_one_line(flags, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        reproduce_mod.main(["--table", "2", "--results", str(tmp_path), *flags])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--parallel" in err and err.count("\n") == 1

@@ -1,6 +1,7 @@
 """``advlit reproduce --table N``: every training run of a paper table, as ordinary ``advlit fit`` runs."""
 
 import argparse
+import concurrent.futures
 import contextlib
 import shutil
 import subprocess
@@ -173,9 +174,12 @@ def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
     return ("over" if folder.exists() else "new"), None
 
 
-def launch(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> int:
+def launch(
+    tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool, log: Path | None = None
+) -> int:
     """Run one unfinished run: resumed from its last checkpoint, or from epoch 0 (``restart``, or no
-    checkpoint); its exit code. Checkpoints that exist but do not load stop the run (never deleted)."""
+    checkpoint); its exit code. Checkpoints that exist but do not load stop the run (never deleted).
+    ``log``: a file that takes the run's output (appended), when runs share the terminal."""
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
         print(f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over", flush=True)
@@ -186,9 +190,13 @@ def launch(tag: str, results: Path, run: Run, folder: Path, passthrough: list[st
         print(f"{tag}: starting over; removing the unfinished run's {folder}", flush=True)
         shutil.rmtree(folder)
     cmd = fit_command(results, run, passthrough, resume_from)
-    print(f"{tag}: {' '.join(cmd[2:])}", flush=True)
+    print(f"{tag}: {' '.join(cmd[2:])}" + (f" (output: {log})" if log else ""), flush=True)
     t0 = time.perf_counter()
-    code = subprocess.call(cmd)
+    if log is None:
+        code = subprocess.call(cmd)
+    else:
+        with open(log, "a") as out:
+            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
     print(f"{tag}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s", flush=True)
     return code
 
@@ -228,10 +236,18 @@ def reproduce(
     only: list[str] | None = None,
     seed: int = 0,
     restart: bool = False,
+    parallel: int = 1,
 ) -> int:
     """Run every unfinished run of the table (or of ``only``, run names) for ``seed`` (see
     :func:`seed_overrides`); returns the number of failed runs. A run killed mid-way resumes from
-    its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far)."""
+    its last checkpoint (every epoch's checkpoint holds the per-epoch accuracies so far).
+
+    ``parallel`` runs train at once (on one device, or side by side on the CPU's cores: give each
+    ``--threads``), each taking the next unfinished run in the table's order; their output goes to
+    ``<table folder>/<run>.log``. A network or set that several need is made by the first to reach
+    it while the others wait for it in the cache."""
+    if parallel < 1:
+        raise ConfigError(f"--parallel={parallel} must be >= 1")
     runs = table_runs(table, profile, only)
     check_seed_flags([seed], passthrough, runs[0])
     passthrough = seeded_flags(seed, passthrough)
@@ -240,31 +256,39 @@ def reproduce(
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
         check_profile(results, profile)
-    failed, done, start = [], 0, time.perf_counter()
-    for i, run in enumerate(runs, 1):
+    start = time.perf_counter()
+
+    def attempt(i: int, run: Run) -> str:
+        """``done``, ``ok``, ``skipped`` or ``failed``."""
         tag, folder = f"[{i}/{len(runs)}] {run.name}", run_folder(results, run)
         if (folder / "metrics.json").exists():
             print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
-            done += 1
-            continue
+            return "done"
         if dry_run:
             print(dry_run_line(tag, results, run, folder, passthrough, restart), flush=True)
-            continue
+            return "skipped"
         with run_lock(folder) as mine:
             if not mine:
                 print(f"{tag}: running in another process; skipped", flush=True)
-                continue
+                return "skipped"
             if (folder / "metrics.json").exists():  # finished by another process since the check above
                 if changed := settings_changed(results, run, folder, passthrough):
                     print(f"{tag}: FAILED: finished meanwhile with other settings ({'; '.join(changed)})", flush=True)
-                    failed.append(run.name)
-                else:
-                    print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
-                continue
-            code = launch(tag, results, run, folder, passthrough, restart)
-        if code != 0:
-            failed.append(run.name)
+                    return "failed"
+                print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
+                return "done"
+            log = folder.parent / f"{run.name}.log" if parallel > 1 else None
+            return "ok" if launch(tag, results, run, folder, passthrough, restart, log) == 0 else "failed"
+
+    jobs = list(enumerate(runs, 1))
+    if parallel == 1 or dry_run:
+        outcomes = [attempt(i, run) for i, run in jobs]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+            outcomes = list(pool.map(lambda job: attempt(*job), jobs))
+    failed = [run.name for run, outcome in zip(runs, outcomes, strict=True) if outcome == "failed"]
     if dry_run:
+        done = outcomes.count("done")
         print(f"table {table} ({profile}): {len(runs) - done} to run, {done} done (dry run: nothing ran)")
         return 0
     print(
@@ -329,6 +353,10 @@ def main(argv: list[str]) -> None:
         "(--slurm.partition, --slurm.gpus_per_job, --slurm.time_min, --slurm.array_parallelism, ...)",
     )  # fmt: skip
     parser.add_argument("--status", action="store_true", help="with --launcher slurm: what is done, running, failed")
+    parser.add_argument(
+        "--parallel", type=int, default=1, metavar="K",
+        help="local: K runs at once (on one device, or on the CPU's cores with --threads); output in <run>.log",
+    )  # fmt: skip
     from advlit.reproduction import slurm
 
     try:
@@ -338,6 +366,10 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     args, passthrough = parser.parse_known_args(argv)
     try:
+        if args.parallel < 1:
+            raise ConfigError(f"--parallel={args.parallel} must be >= 1")
+        if args.parallel > 1 and args.launcher != "local":
+            raise ConfigError("--parallel goes with --launcher local (on SLURM, --slurm.array_parallelism)")
         if args.launcher == "slurm" or slurm_flags or args.status:
             if args.launcher != "slurm":
                 raise ConfigError("--slurm.* and --status go with --launcher slurm")
@@ -383,6 +415,7 @@ def main(argv: list[str]) -> None:
                 args.runs,
                 seed,
                 args.restart,
+                args.parallel,
             )
     except (ConfigError, MissingDataError) as err:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
