@@ -608,17 +608,18 @@ def test_parallel_runs_train_at_once_each_with_its_own_log(tmp_path, monkeypatch
     results, running, most = tmp_path / "quick", [0], [0]
     guard, both = threading.Lock(), threading.Barrier(2, timeout=20)
 
-    def fake_fit(cmd, stdout=None, stderr=None):
+    def fake_fit(cmd, log):
         with guard:
             running[0] += 1
             most[0] = max(most[0], running[0])
         both.wait()  # returns only when two runs are in here at once
-        stdout.write(f"training {cmd[-1]}\n")
+        with open(log, "a") as out:
+            out.write(f"training {cmd[-1]}\n")
         with guard:
             running[0] -= 1
         return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_fit)
+    monkeypatch.setattr(reproduce_mod, "call_logged", fake_fit)
     runs = ["clean", "fgsm", "jsma", "cw"]
     assert reproduce_mod.reproduce(2, "quick", results, [], only=runs, parallel=2) == 0
     assert most[0] == 2
@@ -634,3 +635,22 @@ def test_a_bad_parallel_setting_is_one_line(flags, tmp_path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--parallel" in err and err.count("\n") == 1
+
+
+def test_an_interrupted_parallel_driver_ends_its_runs(tmp_path):
+    import sys
+    import threading
+
+    log = tmp_path / "run.log"
+    codes = []
+    cmd = [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"]
+    waiter = threading.Thread(target=lambda: codes.append(reproduce_mod.call_logged(cmd, log)))
+    waiter.start()
+    for _ in range(200):
+        if "started" in (log.read_text() if log.exists() else ""):
+            break
+        threading.Event().wait(0.05)
+    reproduce_mod.stop_children()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and codes and codes[0] != 0
+    assert not reproduce_mod._CHILDREN

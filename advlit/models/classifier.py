@@ -51,7 +51,9 @@ class Classifier(LightningModule):
             only, so a CPU run keeps the arithmetic of torch's default Adam.
 
     The training step reads nothing back from the device: the training accuracy is a batch mean
-    that Lightning accumulates on the device, and the validation metric skips its argument checks.
+    that Lightning accumulates on the device (summed over the ranks at the epoch's end), and the
+    validation metric skips its argument checks. Lightning itself reads ``train/loss`` for the
+    logger every ``log_every_n_steps`` and for the progress bar at each redraw.
     """
 
     def __init__(
@@ -81,7 +83,7 @@ class Classifier(LightningModule):
         loss = F.cross_entropy(logits, y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         acc = (logits.detach().argmax(1) == y).float().mean()
-        self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log("train/acc", acc, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)  # at epoch end
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -192,13 +193,35 @@ def launch(
     cmd = fit_command(results, run, passthrough, resume_from)
     print(f"{tag}: {' '.join(cmd[2:])}" + (f" (output: {log})" if log else ""), flush=True)
     t0 = time.perf_counter()
-    if log is None:
-        code = subprocess.call(cmd)
-    else:
-        with open(log, "a") as out:
-            code = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+    code = subprocess.call(cmd) if log is None else call_logged(cmd, log)
     print(f"{tag}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s", flush=True)
     return code
+
+
+_CHILDREN: set[subprocess.Popen] = set()  # the runs that --parallel's threads are waiting on
+_CHILDREN_LOCK = threading.Lock()
+
+
+def call_logged(cmd: list[str], log: Path) -> int:
+    """Run ``cmd`` with its output appended to ``log``; its exit code. The child is registered, so
+    that :func:`stop_children` can end it when the driver is interrupted."""
+    with open(log, "a") as out:
+        child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(child)
+        try:
+            return child.wait()
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(child)
+
+
+def stop_children() -> None:
+    """Terminate every registered run (they save nothing half-done: each resumes from its last epoch)."""
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for child in children:
+        child.terminate()
 
 
 def dry_run_line(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> str:
@@ -284,8 +307,14 @@ def reproduce(
     if parallel == 1 or dry_run:
         outcomes = [attempt(i, run) for i, run in jobs]
     else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel)
+        try:
             outcomes = list(pool.map(lambda job: attempt(*job), jobs))
+        except BaseException:  # an interrupt of the driver alone (kill -INT) reaches no child: end them here
+            pool.shutdown(wait=False, cancel_futures=True)
+            stop_children()
+            raise
+        pool.shutdown()
     failed = [run.name for run, outcome in zip(runs, outcomes, strict=True) if outcome == "failed"]
     if dry_run:
         done = outcomes.count("done")

@@ -6,6 +6,7 @@ by advlit's own parser (config files, shorthands and defaults resolved as ``advl
 import copy
 import functools
 import json
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,8 +32,13 @@ class _Parsed(Exception):
 
 def parsed_config(fit_flags: tuple[str, ...]) -> dict:
     """The resolved config that ``advlit fit <fit_flags>`` would run with: parsed only (no class built,
-    no global seed or thread count set; a fresh copy each call). A bad flag exits with the parser's own message."""
-    return copy.deepcopy(_parsed_config(fit_flags))
+    no global seed or thread count set; a fresh copy each call). A bad flag exits with the parser's own message.
+    One parse at a time: the warning filters it sets are the process's (``reproduce --parallel`` has threads)."""
+    with _PARSING:
+        return copy.deepcopy(_parsed_config(fit_flags))
+
+
+_PARSING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=256)
