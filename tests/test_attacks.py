@@ -421,3 +421,38 @@ def test_every_registered_attack_has_a_matched_noise_control(name):
         pytest.importorskip("torchattacks", reason="the peers extra (pip install -e '.[peers]')")
 
     assert norm_of(build_attack(name)) in ("linf", "l0", "l2")
+
+
+@pytest.mark.parametrize("variant", ["pairs", "single"])
+@pytest.mark.parametrize("gamma", [0.1, 0.01])  # 0.01: most images stop at the step limit
+def test_jsma_fixed_shapes_give_the_images_of_the_shrinking_loop(victim, variant, gamma):
+    """The GPU path (every image stays in the batch, masked once finished) against the CPU's."""
+    net, x, y = victim
+    attack = JSMA(gamma=gamma, variant=variant)
+    t = (y + 1 + torch.arange(len(y)) % 9) % 10
+    shrinking = attack.targeted_shrinking(net, x, t)
+    assert not torch.equal(shrinking, x)
+    assert torch.equal(attack.targeted_fixed(net, x, t), shrinking)
+
+
+def test_carlini_wagner_fixed_shapes_give_the_search_of_the_shrinking_loop(victim):
+    net, x, y = victim
+    attack = CarliniWagnerL2(**LIGHT_CW)
+    c = torch.full((len(x),), 2.0)
+    runs = []
+    for step in (attack.search_step, attack.search_step_fixed):
+        best_l2, best_adv = torch.full((len(x),), float("inf")), x.clone()
+        runs.append((step(net, x, y, c, best_l2, best_adv), best_l2, best_adv))
+    (s1, l1, a1), (s2, l2, a2) = runs
+    assert s1.any() and torch.equal(s1, s2)
+    torch.testing.assert_close(l2, l1, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a2, a1, rtol=0, atol=1e-5)
+
+
+def test_carlini_wagner_fixed_shapes_never_write_nan(victim, caplog):
+    net, x, y = victim
+    attack = CarliniWagnerL2(**LIGHT_CW)
+    best_l2, best_adv = torch.full((len(x),), float("inf")), x.clone()
+    attack.search_step_fixed(NaNAfter(net, x), x, y, torch.full((len(x),), 2.0), best_l2, best_adv)
+    assert torch.isfinite(best_adv).all()
+    assert "non-finite" in caplog.text

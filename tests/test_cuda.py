@@ -68,3 +68,33 @@ def test_a_training_step_on_the_gpu_never_syncs():
             optimizer.zero_grad()
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("name", ["jsma", "cw"])
+def test_attack_iterations_on_the_gpu_read_back_only_at_their_checks(name):
+    """JSMA reads whether all images finished every 8 steps, C&W every max_iterations // 10."""
+    import warnings
+
+    from advlit.attacks import JSMA, CarliniWagnerL2
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    net = net.cuda().eval()
+    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
+    if name == "jsma":
+        attack, limit = JSMA(gamma=0.1), int(0.1 * 784) // 8 + 1
+        run = lambda: attack.targeted_fixed(net, x, (y + 1) % 10)  # noqa: E731
+    else:
+        attack, limit = CarliniWagnerL2(c_init=2.0, binary_search_steps=1, max_iterations=50, lr=0.1), 10 + 1
+        best = torch.full((64,), float("inf"), device="cuda"), x.clone()
+        run = lambda: attack.search_step_fixed(net, x, y, torch.full((64,), 2.0, device="cuda"), *best)  # noqa: E731
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= limit, [str(w.message) for w in syncs[:3]]

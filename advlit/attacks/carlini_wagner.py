@@ -82,8 +82,9 @@ class CarliniWagnerL2(Attack):
         c = torch.full((n,), self.c_init, device=x.device)
         best_l2 = torch.full((n,), float("inf"), device=x.device)
         best_adv = x.clone()
+        step = self.search_step_fixed if x.is_cuda else self.search_step
         for _ in range(self.binary_search_steps):
-            success = self.search_step(model, x, y, c, best_l2, best_adv)
+            success = step(model, x, y, c, best_l2, best_adv)
             upper = torch.where(success, torch.minimum(upper, c), upper)
             lower = torch.where(success, lower, torch.maximum(lower, c))
             c = torch.where(upper < 1e9, (lower + upper) / 2, c * 10)
@@ -144,6 +145,61 @@ class CarliniWagnerL2(Attack):
                 active, xa, ya, ca, w, m, v, prev = (t[keep] for t in (active, xa, ya, ca, w, m, v, prev))
                 if len(active) == 0:
                     break
+        return success
+
+    def search_step_fixed(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        c: torch.Tensor,
+        best_l2: torch.Tensor,
+        best_adv: torch.Tensor,
+    ) -> torch.Tensor:
+        """:meth:`search_step` in fixed shapes, the path on a GPU: every image stays in the batch
+        and a finished one is masked out of every update, so an iteration reads nothing back from the
+        device; whether all have finished is read once every ``max_iterations // 10`` iterations.
+        Each image follows the same path as in :meth:`search_step` (tested)."""
+        success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        alive = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        dropped = torch.zeros((), dtype=torch.int64, device=x.device)  # images gone non-finite
+        w = torch.atanh((2 * x - 1) * self.tanh_scale)
+        m, v = torch.zeros_like(w), torch.zeros_like(w)
+        prev = torch.full_like(c, float("inf"))
+        check_every = max(1, self.max_iterations // 10)
+        dims = tuple(range(1, x.dim()))
+        rows = (-1,) + (1,) * (x.dim() - 1)
+        for it in range(self.max_iterations):
+            w.requires_grad_(True)
+            x_adv = (torch.tanh(w) + 1) / 2
+            if self.snap > 0:
+                with torch.no_grad():
+                    snapped = torch.where((x_adv - x).abs() < self.snap, x, x_adv)
+                x_adv = x_adv + (snapped - x_adv).detach()
+            logits = model(x_adv)
+            real = logits.gather(1, y[:, None])[:, 0]
+            other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+            l2 = (x_adv - x).pow(2).sum(dims)
+            loss = l2 + c * (real - other + self.confidence).clamp(min=0)
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            finite = torch.isfinite(loss) & torch.isfinite(logits).all(1)
+            with torch.no_grad():
+                reached = (other - real >= self.confidence) & finite & alive
+                better = reached & (l2 < best_l2)
+                best_l2.copy_(torch.where(better, l2, best_l2))
+                best_adv.copy_(torch.where(better.view(rows), x_adv, best_adv))
+                success |= reached
+                w = self._adam(w.detach(), grad, m, v, it + 1)
+            keep = finite
+            if self.abort_early and it % check_every == 0:
+                keep = keep & ~(loss.detach() > prev * 0.9999)
+                prev = loss.detach()
+            dropped += (alive & ~finite).sum()
+            alive = alive & keep
+            if it % check_every == check_every - 1 and not alive.any():
+                break
+        if dropped := int(dropped):
+            log.warning("C&W: %d images gave non-finite logits or loss; they keep their best", dropped)
         return success
 
     def _adam(self, w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int) -> torch.Tensor:

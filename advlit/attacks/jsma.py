@@ -75,6 +75,49 @@ class JSMA(Attack):
         return x_all[cost.argmin(0), torch.arange(len(x), device=x.device)]
 
     def targeted(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Move each image towards its target class ``t``; returns the perturbed batch: in fixed
+        shapes on a GPU (:meth:`targeted_fixed`), else with finished images leaving the batch."""
+        if x.is_cuda:
+            width = self.working_batch or len(x)
+            return torch.cat([self.targeted_fixed(model, x[a : a + width], t[a : a + width])
+                              for a in range(0, len(x), width)]) if len(x) else x.clone()  # fmt: skip
+        return self.targeted_shrinking(model, x, t)
+
+    def targeted_fixed(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`targeted_shrinking` in fixed shapes: every image stays in the batch and a finished
+        one is masked out of every update, so a step reads nothing back from the device (with the
+        one-pixel rule; the pair rule sizes its search on the host); whether all have finished is
+        read every 8 steps. Each image follows the same path as in the shrinking loop (tested)."""
+        n, shape, d = len(x), x.shape[1:], x[0].numel()
+        x_adv = x.flatten(1).clone()  # (N, D)
+        sign = 1.0 if self.theta > 0 else -1.0
+        domain = x_adv < 1 if self.theta > 0 else x_adv > 0
+        per_step = 2 if self.variant == "pairs" else 1
+        max_steps = int(self.gamma * d) // per_step
+        steps = torch.zeros(n, dtype=torch.int64, device=x.device)
+        alive = torch.ones(n, dtype=torch.bool, device=x.device)
+        for it in range(max_steps):
+            xa = x_adv.view(-1, *shape).requires_grad_(True)
+            logits = model(xa)
+            (g_t,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), xa, retain_graph=True)
+            (g_all,) = torch.autograd.grad(logits.sum(), xa)
+            u, v = sign * g_t.flatten(1), -sign * (g_all - g_t).flatten(1)
+            if per_step == 2:
+                p, q, ok = best_pairs(u, v, domain)
+            else:
+                (p, ok), q = best_pixels(u, v, domain), None
+            go = alive & (logits.argmax(1) != t) & ok & (domain.sum(1) >= per_step)
+            for idx in (p[:, None],) if q is None else (p[:, None], q[:, None]):
+                now = x_adv.gather(1, idx)
+                x_adv.scatter_(1, idx, torch.where(go[:, None], (now + self.theta).clamp(0, 1), now))
+                domain.scatter_(1, idx, domain.gather(1, idx) & ~go[:, None])
+            steps += go
+            alive = go & (steps < max_steps)
+            if it % 8 == 7 and not alive.any():
+                break
+        return x_adv.view_as(x)
+
+    def targeted_shrinking(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Move each image towards its target class ``t``; returns the perturbed batch.
 
         At most ``working_batch`` images are stepped together; an image that finishes is replaced
