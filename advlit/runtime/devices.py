@@ -40,6 +40,11 @@ def default_adam(device: torch.device | str) -> str:
     return "fused" if torch.device(device).type == "cuda" else "default"
 
 
+def default_eval_batch(device: torch.device | str) -> int:
+    """Images per scoring batch: 5,000 on a GPU (fewer launches), 500 on the CPU."""
+    return 5000 if torch.device(device).type == "cuda" else 500
+
+
 def float_settings(device: torch.device | str, adam: str | None = None) -> dict:
     """The device kind and float settings an entry or a run was made with (for its metadata);
     ``adam``: the Adam implementation it trained with (:func:`default_adam` when not given)."""

@@ -19,7 +19,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torchvision.utils import make_grid
 
 from advlit.attacks import AttackName, build_attacks
-from advlit.runtime.devices import float_settings
+from advlit.runtime.devices import default_eval_batch, float_settings
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
@@ -148,7 +148,8 @@ class TransferEvaluation(Callback):
         window_end: last epoch of the window (None: the last epoch).
         cache_dir: cache folder (the CLI links ``data.cache_dir``).
         attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU).
-        eval_batch_size: images per evaluation batch.
+        eval_batch_size: images per scoring batch (None: 500 on the CPU, 5,000 on a GPU, where
+            small batches leave it waiting on kernel launches).
         example_images: test images shown per set in the example grid (0: none).
         whitebox_attacks: attacks run on the defended network itself at each validation epoch of the
             window (only the window's statistics use them; PGD costs 41 passes per image), with
@@ -174,7 +175,7 @@ class TransferEvaluation(Callback):
         window_end: int | None = None,
         cache_dir: str | None = None,
         attack_batch_size: int | None = None,
-        eval_batch_size: int = 500,
+        eval_batch_size: int | None = None,
         example_images: int = 8,
         whitebox_attacks: list[AttackName] = ["fgsm", "pgd"],
         whitebox_images: int = 1000,
@@ -183,7 +184,7 @@ class TransferEvaluation(Callback):
     ) -> None:
         if whitebox_images < 1:
             raise ConfigError(f"transfer.whitebox_images={whitebox_images} must be >= 1")
-        if eval_batch_size < 1:
+        if eval_batch_size is not None and eval_batch_size < 1:
             raise ConfigError(f"transfer.eval_batch_size={eval_batch_size} must be >= 1")
         if attack_batch_size is not None and attack_batch_size < 1:
             raise ConfigError(f"transfer.attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
@@ -292,6 +293,10 @@ class TransferEvaluation(Callback):
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_custom_scalars(layout)
 
+    def score_batch_size(self, device: torch.device) -> int:
+        """``eval_batch_size``, or the device's default (:func:`advlit.runtime.devices.default_eval_batch`)."""
+        return self.eval_batch_size or default_eval_batch(device)
+
     @torch.no_grad()
     def counts(
         self, trainer: Trainer, pl_module: LightningModule, x: torch.Tensor
@@ -304,9 +309,10 @@ class TransferEvaluation(Callback):
         out = torch.zeros(2 + NUM_CLASSES, dtype=torch.float64, device=pl_module.device)
         correct = torch.zeros(len(xs), dtype=torch.bool, device=pl_module.device)
         classes = torch.arange(NUM_CLASSES, device=pl_module.device)
-        for i in range(0, len(xs), self.eval_batch_size):
-            pred = pl_module(xs[i : i + self.eval_batch_size]).argmax(1)
-            correct[i : i + self.eval_batch_size] = pred == ys[i : i + self.eval_batch_size]
+        batch = self.score_batch_size(pl_module.device)
+        for i in range(0, len(xs), batch):
+            pred = pl_module(xs[i : i + batch]).argmax(1)
+            correct[i : i + batch] = pred == ys[i : i + batch]
             out[2:] += (pred[:, None] == classes).sum(0)  # bincount would read its size back from a GPU
         out[0], out[1] = correct.sum(), len(xs)
         return out, correct
@@ -326,7 +332,12 @@ class TransferEvaluation(Callback):
         if self.window_start <= epoch <= self.end:  # the same on every rank: all join the collectives
             start = time.perf_counter()
             groups["acc"] |= robustness.whitebox_tallies(
-                trainer, pl_module, self.whitebox, self.test_sets["clean"][:n], self.test_y[:n], self.eval_batch_size
+                trainer,
+                pl_module,
+                self.whitebox,
+                self.test_sets["clean"][:n],
+                self.test_y[:n],
+                self.score_batch_size(pl_module.device),
             )
             self.timings["whitebox_s"] = self.timings.get("whitebox_s", 0.0) + time.perf_counter() - start
         summed = robustness.sum_over_ranks(trainer, groups)  # the epoch's one all_reduce and one read
