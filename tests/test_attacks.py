@@ -435,14 +435,30 @@ def test_jsma_fixed_shapes_give_the_images_of_the_shrinking_loop(victim, variant
     assert torch.equal(attack.targeted_fixed(net, x, t), shrinking)
 
 
+class BatchSizes(nn.Module):
+    """Wraps a model and records the size of every batch it sees."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.sizes = net, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(len(x))
+        return self.net(x)
+
+
 def test_carlini_wagner_fixed_shapes_give_the_search_of_the_shrinking_loop(victim):
     net, x, y = victim
     attack = CarliniWagnerL2(**LIGHT_CW)
     c = torch.full((len(x),), 2.0)
-    runs = []
+    runs, seen = [], []
     for step in (attack.search_step, attack.search_step_fixed):
         best_l2, best_adv = torch.full((len(x),), float("inf")), x.clone()
-        runs.append((step(net, x, y, c, best_l2, best_adv), best_l2, best_adv))
+        model = BatchSizes(net)
+        runs.append((step(model, x, y, c, best_l2, best_adv), best_l2, best_adv))
+        seen.append(model.sizes)
+    assert min(seen[0]) < len(x), "images left the shrinking loop early, so the masking is exercised"
+    assert set(seen[1]) == {len(x)}
     (s1, l1, a1), (s2, l2, a2) = runs
     assert s1.any() and torch.equal(s1, s2)
     torch.testing.assert_close(l2, l1, rtol=1e-5, atol=1e-6)
@@ -456,3 +472,19 @@ def test_carlini_wagner_fixed_shapes_never_write_nan(victim, caplog):
     attack.search_step_fixed(NaNAfter(net, x), x, y, torch.full((len(x),), 2.0), best_l2, best_adv)
     assert torch.isfinite(best_adv).all()
     assert "non-finite" in caplog.text
+
+
+@pytest.mark.parametrize("make", [lambda: CarliniWagnerL2(**LIGHT_CW), lambda: JSMA(gamma=0.1),
+                                  lambda: JSMA(gamma=0.1, target="best"),
+                                  lambda: JSMA(gamma=0.1, variant="pairs", working_batch=7)])  # fmt: skip
+def test_an_attack_gives_the_same_images_through_its_gpu_path(victim, make, monkeypatch):
+    """The whole call (dispatch, chunks, targets) with the fixed-shape loops, here on the CPU."""
+    from advlit.attacks import carlini_wagner, jsma
+
+    net, x, y = victim
+    attack = make()
+    shrinking = attack(net, x, y)
+    for module in (carlini_wagner, jsma):
+        monkeypatch.setattr(module, "fixed_shapes", lambda x: True)
+    fixed = attack(net, x, y)
+    torch.testing.assert_close(fixed, shrinking, rtol=0, atol=1e-5)

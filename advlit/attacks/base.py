@@ -85,6 +85,12 @@ class Attack(ABC):
         return f"{type(self).__name__}({args})"
 
 
+def fixed_shapes(x: torch.Tensor) -> bool:
+    """Whether an iterative attack keeps finished images in its batch (masked) rather than dropping
+    them: on a GPU, where reading the batch's size back would stall the device at every step."""
+    return x.is_cuda
+
+
 def run_attack(
     attack: Attack,
     model: nn.Module,

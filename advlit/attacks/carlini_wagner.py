@@ -5,7 +5,7 @@ import logging
 import torch
 from torch import nn
 
-from advlit.attacks.base import Attack, check_labels, check_range
+from advlit.attacks.base import Attack, check_labels, check_range, fixed_shapes
 from advlit.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ class CarliniWagnerL2(Attack):
     example misclassified with margin >= ``confidence``; an image with none keeps ``x``.
     With ``abort_early`` an image stops a search step when its loss has not dropped by 0.01%
     over the last ``max_iterations // 10`` iterations, and leaves the batch. Images whose logits
-    or loss turn non-finite leave the batch at once and are never written.
+    or loss turn non-finite leave the batch at once and are never written. (On a GPU finished
+    images stay in the batch, masked out of the kept examples: :meth:`search_step_fixed`.)
     The optimisation starts at ``w = atanh((2x - 1) * tanh_scale)``. Carlini's 0.999999 puts
     saturated pixels (0 or 1, most of an MNIST image) at ``|w| = 7.25``, where Adam's steps of
     about ``lr`` need ``(7.25 - 2.6) / lr`` iterations before such a pixel moves at all; 0.99 starts
@@ -82,7 +83,7 @@ class CarliniWagnerL2(Attack):
         c = torch.full((n,), self.c_init, device=x.device)
         best_l2 = torch.full((n,), float("inf"), device=x.device)
         best_adv = x.clone()
-        step = self.search_step_fixed if x.is_cuda else self.search_step
+        step = self.search_step_fixed if fixed_shapes(x) else self.search_step
         for _ in range(self.binary_search_steps):
             success = step(model, x, y, c, best_l2, best_adv)
             upper = torch.where(success, torch.minimum(upper, c), upper)
@@ -157,9 +158,11 @@ class CarliniWagnerL2(Attack):
         best_adv: torch.Tensor,
     ) -> torch.Tensor:
         """:meth:`search_step` in fixed shapes, the path on a GPU: every image stays in the batch
-        and a finished one is masked out of every update, so an iteration reads nothing back from the
-        device; whether all have finished is read once every ``max_iterations // 10`` iterations.
-        Each image follows the same path as in :meth:`search_step` (tested)."""
+        and a finished one can no longer change its kept example or success (its optimiser state
+        runs on, unused), so an iteration reads nothing back from the device; whether all have
+        finished is read every ``max_iterations // 10`` iterations, and the count of images gone
+        non-finite once per call of this step. Each image's kept example is the one
+        :meth:`search_step` gives on the same device (tested on the CPU)."""
         success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         alive = torch.ones(len(x), dtype=torch.bool, device=x.device)
         dropped = torch.zeros((), dtype=torch.int64, device=x.device)  # images gone non-finite

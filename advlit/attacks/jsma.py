@@ -5,7 +5,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from advlit.attacks.base import Attack, check_labels, check_range
+from advlit.attacks.base import Attack, check_labels, check_range, fixed_shapes
 from advlit.attacks.rng import image_keys, other_class
 from advlit.attacks.saliency import best_pairs, best_pixels
 from advlit.runtime.errors import ConfigError
@@ -20,7 +20,8 @@ class JSMA(Attack):
     Papernot's Eq. 8, the default) or pixel pair (``"pairs"``, Papernot's Algorithm 3, as
     cleverhans) still in the search domain, and moves it by ``theta`` (clipped to
     [0, 1]). An image stops when it is classified as t, when no admissible pixel is left, or
-    after ``gamma * D`` changed pixels; finished images leave the batch.
+    after ``gamma * D`` changed pixels; finished images leave the batch (on a GPU they stay in it,
+    masked: :meth:`targeted_fixed`).
     Untargeted use: ``target="random"`` draws t != y from the image content and ``seed``;
     ``target="best"`` tries every t != y and keeps the reached one with the fewest pixels.
     Shapes: ``x`` ``(N, C, H, W)`` in [0, 1], ``y`` ``(N,)``.
@@ -32,7 +33,8 @@ class JSMA(Attack):
         variant: ``single`` (default) or ``pairs``.
         seed: seed of the random targets.
         working_batch: images stepped together; finished images are replaced from the rest of
-            the call's images, so the batch stays full (None: all of them at once).
+            the call's images, so the batch stays full (None: all of them at once). On a GPU the
+            call is split into chunks of this size instead, without refill.
     """
 
     def __init__(
@@ -77,7 +79,7 @@ class JSMA(Attack):
     def targeted(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Move each image towards its target class ``t``; returns the perturbed batch: in fixed
         shapes on a GPU (:meth:`targeted_fixed`), else with finished images leaving the batch."""
-        if x.is_cuda:
+        if fixed_shapes(x):
             width = self.working_batch or len(x)
             return torch.cat([self.targeted_fixed(model, x[a : a + width], t[a : a + width])
                               for a in range(0, len(x), width)]) if len(x) else x.clone()  # fmt: skip
@@ -103,7 +105,7 @@ class JSMA(Attack):
             (g_all,) = torch.autograd.grad(logits.sum(), xa)
             u, v = sign * g_t.flatten(1), -sign * (g_all - g_t).flatten(1)
             if per_step == 2:
-                p, q, ok = best_pairs(u, v, domain)
+                p, q, ok = best_pairs(u, v, domain & alive[:, None])  # finished rows: no candidates to size
             else:
                 (p, ok), q = best_pixels(u, v, domain), None
             go = alive & (logits.argmax(1) != t) & ok & (domain.sum(1) >= per_step)

@@ -148,8 +148,8 @@ class TransferEvaluation(Callback):
         window_end: last epoch of the window (None: the last epoch).
         cache_dir: cache folder (the CLI links ``data.cache_dir``).
         attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU).
-        eval_batch_size: images per scoring batch (None: 500 on the CPU, 5,000 on a GPU, where
-            small batches leave it waiting on kernel launches).
+        eval_batch_size: images per scoring batch, and per white-box attack batch (None: 500 on
+            the CPU, 5,000 on a GPU, where small batches leave it waiting on kernel launches).
         example_images: test images shown per set in the example grid (0: none).
         whitebox_attacks: attacks run on the defended network itself at each validation epoch of the
             window (only the window's statistics use them; PGD costs 41 passes per image), with
