@@ -112,23 +112,10 @@ class CarliniWagnerL2(Attack):
         m, v = torch.zeros_like(w), torch.zeros_like(w)
         prev = torch.full_like(c, float("inf"))
         check_every = max(1, self.max_iterations // 10)
-        dims = tuple(range(1, x.dim()))
         for it in range(self.max_iterations):
-            w.requires_grad_(True)
-            x_adv = (torch.tanh(w) + 1) / 2
-            if self.snap > 0:  # straight-through: scored as snapped, optimised as it is
-                with torch.no_grad():
-                    snapped = torch.where((x_adv - xa).abs() < self.snap, xa, x_adv)
-                x_adv = x_adv + (snapped - x_adv).detach()
-            logits = model(x_adv)
-            real = logits.gather(1, ya[:, None])[:, 0]
-            other = logits.scatter(1, ya[:, None], float("-inf")).amax(1)
-            l2 = (x_adv - xa).pow(2).sum(dims)
-            loss = l2 + ca * (real - other + self.confidence).clamp(min=0)
-            (grad,) = torch.autograd.grad(loss.sum(), w)
-            finite = torch.isfinite(loss) & torch.isfinite(logits).all(1)
+            x_adv, l2, loss, grad, margin, finite = self._iterate(model, w, xa, ya, ca)
             with torch.no_grad():
-                reached = (other - real >= self.confidence) & finite
+                reached = margin & finite
                 better = reached & (l2 < best_l2[active])
                 best_l2[active[better]] = l2[better]
                 best_adv[active[better]] = x_adv[better]
@@ -170,24 +157,11 @@ class CarliniWagnerL2(Attack):
         m, v = torch.zeros_like(w), torch.zeros_like(w)
         prev = torch.full_like(c, float("inf"))
         check_every = max(1, self.max_iterations // 10)
-        dims = tuple(range(1, x.dim()))
         rows = (-1,) + (1,) * (x.dim() - 1)
         for it in range(self.max_iterations):
-            w.requires_grad_(True)
-            x_adv = (torch.tanh(w) + 1) / 2
-            if self.snap > 0:
-                with torch.no_grad():
-                    snapped = torch.where((x_adv - x).abs() < self.snap, x, x_adv)
-                x_adv = x_adv + (snapped - x_adv).detach()
-            logits = model(x_adv)
-            real = logits.gather(1, y[:, None])[:, 0]
-            other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-            l2 = (x_adv - x).pow(2).sum(dims)
-            loss = l2 + c * (real - other + self.confidence).clamp(min=0)
-            (grad,) = torch.autograd.grad(loss.sum(), w)
-            finite = torch.isfinite(loss) & torch.isfinite(logits).all(1)
+            x_adv, l2, loss, grad, margin, finite = self._iterate(model, w, x, y, c)
             with torch.no_grad():
-                reached = (other - real >= self.confidence) & finite & alive
+                reached = margin & finite & alive
                 better = reached & (l2 < best_l2)
                 best_l2.copy_(torch.where(better, l2, best_l2))
                 best_adv.copy_(torch.where(better.view(rows), x_adv, best_adv))
@@ -204,6 +178,26 @@ class CarliniWagnerL2(Attack):
         if dropped := int(dropped):
             log.warning("C&W: %d images gave non-finite logits or loss; they keep their best", dropped)
         return success
+
+    def _iterate(
+        self, model: nn.Module, w: torch.Tensor, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """One iteration's candidate at ``w``: ``(x_adv, l2, loss, grad of loss in w, margin reached,
+        finite)`` per image, for the images ``x`` with labels ``y`` and constants ``c``."""
+        w.requires_grad_(True)
+        x_adv = (torch.tanh(w) + 1) / 2
+        if self.snap > 0:  # straight-through: scored as snapped, optimised as it is
+            with torch.no_grad():
+                snapped = torch.where((x_adv - x).abs() < self.snap, x, x_adv)
+            x_adv = x_adv + (snapped - x_adv).detach()
+        logits = model(x_adv)
+        real = logits.gather(1, y[:, None])[:, 0]
+        other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
+        l2 = (x_adv - x).pow(2).sum(tuple(range(1, x.dim())))
+        loss = l2 + c * (real - other + self.confidence).clamp(min=0)
+        (grad,) = torch.autograd.grad(loss.sum(), w)
+        finite = torch.isfinite(loss) & torch.isfinite(logits).all(1)
+        return x_adv, l2, loss, grad, other - real >= self.confidence, finite
 
     def _adam(self, w: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int) -> torch.Tensor:
         m.mul_(_BETA1).add_(grad, alpha=1 - _BETA1)
