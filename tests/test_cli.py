@@ -240,6 +240,22 @@ def test_a_setting_added_since_a_run_started_blocks_its_resume_only_when_moved_f
     assert changed_settings(old, same) == ["data.extra_source_seeds"], "without defaults every difference counts"
 
 
+def test_a_setting_added_to_each_attacker_since_a_run_started_counts_like_any_added_setting():
+    from advlit.study.experiment import changed_settings
+
+    old = {"transfer": {"attackers": [{"name": "A", "seed": 2}, {"name": "Ap", "seed": 2}]}}
+    defaults = {"transfer": {"attackers": [{"name": "A", "seed": 2, "members": None}] * 2}}
+    now = {
+        "transfer": {
+            "attackers": [{"name": "A", "seed": 2, "members": None}, {"name": "Ap", "seed": 2, "members": None}]
+        }
+    }
+    assert changed_settings(old, now, defaults=defaults) == []
+    now["transfer"]["attackers"][1]["members"] = [{"seed": 3}]
+    assert changed_settings(old, now, defaults=defaults) == ["transfer.attackers[1].members"]
+    assert changed_settings(old, {"transfer": {"attackers": [{"name": "A", "seed": 2}]}}) == ["transfer.attackers"]
+
+
 RESULTS = CONFIGS.parent / "results"
 
 

@@ -376,11 +376,11 @@ def test_seeds_refuse_flags_that_would_undo_the_reseeding(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="--data.seed"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--data.seed", "5"], only=["clean"], seed=1)
     with pytest.raises(ConfigError, match="--seed_everything"):
-        reproduce_mod.check_seed_flags([0, 1], ["--seed_everything=7"], run)
+        reproduce_mod.check_seed_flags([0, 1], ["--seed_everything=7"], [run])
     (tmp_path / "mine.yaml").write_text("data:\n  source_seed: 9\n")
     with pytest.raises(ConfigError, match="--data.source_seed"):
-        reproduce_mod.check_seed_flags([1], ["--config", str(tmp_path / "mine.yaml")], run)
-    reproduce_mod.check_seed_flags([0], ["--seed_everything=7"], run)  # one seed, the user's own
+        reproduce_mod.check_seed_flags([1], ["--config", str(tmp_path / "mine.yaml")], [run])
+    reproduce_mod.check_seed_flags([0], ["--seed_everything=7"], [run])  # one seed, the user's own
 
 
 def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path, monkeypatch):
@@ -654,3 +654,43 @@ def test_an_interrupted_parallel_driver_ends_its_runs(tmp_path):
     waiter.join(timeout=10)
     assert not waiter.is_alive() and codes and codes[0] != 0
     assert not reproduce_mod._CHILDREN
+
+
+def test_the_frontier_study_runs_three_defenders_with_the_frontier_overlay_last(tmp_path, monkeypatch, capsys):
+    runs = grid("frontier", "quick")
+    assert [r.name for r in runs] == ["clean", "fgsm_jsma_cw", "fgsm_jsma_cw_ensemble"]
+    assert all(r.configs[-2:] == ("profiles/quick.yaml", "transfer_frontier.yaml") for r in runs)
+    assert [r.extra_sources for r in runs] == [False, False, True]
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    with pytest.raises(SystemExit) as exit_:
+        reproduce_mod.main(
+            ["--table", "frontier", "--profile", "quick", "--results", str(tmp_path), "--seeds", "0", "1"]
+        )
+    assert exit_.value.code == 0
+    ensemble = [c for c in calls if "--trainer.logger.init_args.version=fgsm_jsma_cw_ensemble" in c]
+    assert len(calls) == 6 and all("--trainer.logger.init_args.name=frontier" in c for c in calls)
+    assert "--data.extra_source_seed_offset=1000" in ensemble[1], "seed 1 reseeds the extra sources too"
+    assert not any(a.startswith("--data.extra_source") for c in calls if c not in ensemble for a in c), (
+        "runs without extra sources get no such flag: runs made before it existed stay the same runs"
+    )
+    config = parsed_config(tuple(reproduce_mod.fit_command(tmp_path, runs[2], [], seed=1)[4:]))
+    assert (lookup(config, "data.extra_source_seeds"), lookup(config, "data.extra_source_seed_offset")) == (
+        [5, 6],
+        1000,
+    )
+    assert [a["name"] for a in lookup(config, "transfer.attackers")] == ["A", "E"]
+    with pytest.raises(ConfigError, match="table 6 is unknown"):
+        grid(6, "quick")
+
+
+COMMITTED = reproduce_mod.CONFIGS.parent / "results"
+
+
+@pytest.mark.parametrize("table", [2, 3, 4])
+def test_every_committed_run_counts_as_done_with_the_command_that_made_it(table):
+    for profile in ("quick", "paper"):
+        folder = COMMITTED / profile
+        seeds = [0] + [int(p.name[4:]) for p in folder.glob("seed*")]
+        for seed in seeds:  # raises, naming the setting, where a finished run would be refused
+            reproduce_mod.check_finished_runs(grid(table, profile), reproduce_mod.seed_folder(folder, seed), [], seed)

@@ -625,6 +625,22 @@ def test_ensemble_adversarial_training_splits_each_copy_among_its_sources(mnist_
     parts = sorted(torch.load(p, weights_only=True)["meta"]["shape"][0]
                    for p in (tmp_path / "cache" / "adversarial").glob("train-fgsm-*.pt"))  # fmt: skip
     assert parts == [200, 200, 200], "each source makes the copies of every third image (600 in the fixture)"
+    data = MNISTDataModule(data_dir=str(mnist_dir), download=False, cache_dir=str(tmp_path / "cache"),
+                           progress=False, train_limit=1000, source_epochs=5, train_attacks=["fgsm"],
+                           extra_source_seeds=[5, 6])  # fmt: skip
+    data.setup("fit")  # every set from the cache
+    cached = [torch.load(p, weights_only=True)["tensors"]["x_adv"]
+              for p in (tmp_path / "cache" / "adversarial").glob("train-fgsm-*.pt")]  # fmt: skip
+    matches = [[j for j, x in enumerate(cached) if torch.equal(x, data.train_adv["fgsm"][i::3])] for i in range(3)]
+    assert sorted(m for ms in matches for m in ms) == [0, 1, 2], f"image i's copy from one source each: {matches}"
     assert {f"defender/fgsm/source{j}" for j in range(3)} <= set(record["set_quality"])
     with pytest.raises(ConfigError, match="repeats a source"):
         MNISTDataModule(train_attacks=["fgsm"], source_seed=1, extra_source_seeds=[1])
+
+
+def test_the_extra_sources_move_with_their_offset_and_may_not_meet_the_source():
+    data = MNISTDataModule(train_attacks=["fgsm"], source_seed=1001, extra_source_seeds=[5, 6],
+                           extra_source_seed_offset=1000)  # fmt: skip
+    assert [spec.seed for spec in data.source_specs] == [1001, 1005, 1006]
+    with pytest.raises(ConfigError, match="repeats a source"):
+        MNISTDataModule(train_attacks=["fgsm"], source_seed=1005, extra_source_seeds=[5], extra_source_seed_offset=1000)

@@ -18,40 +18,48 @@ from advlit.runtime.errors import ConfigError, MissingDataError
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
-TABLES = [2, 3, 4, 5]
+FRONTIER = "frontier"  # beyond the paper: three defenders against today's transfer attacks (docs/study.md)
+FRONTIER_RUNS = {"clean": ("clean.yaml",), "fgsm_jsma_cw": ("fgsm_jsma_cw.yaml",),
+                 "fgsm_jsma_cw_ensemble": ("fgsm_jsma_cw.yaml", "fgsm_jsma_cw_ensemble.yaml")}  # fmt: skip
+TABLES: list[int | str] = [2, 3, 4, 5, FRONTIER]
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SEED_STRIDE = 1000  # seed k moves every seed by k * SEED_STRIDE
 
 
-def seed_values(seed: int) -> dict[str, int]:
-    """The settings that reseed every network of a run for seed ``seed`` (0: the defaults).
+def seed_values(seed: int, run: "Run | None" = None) -> dict[str, int]:
+    """The settings that reseed every network of ``run`` for seed ``seed`` (0: the defaults).
 
     The defaults are seed_everything 0 (the defended network's init), data.seed 0 (its data order and
-    augmentation), data.source_seed 1 (the defender's source network) and the attackers' seeds (2 in
-    the profiles); seed k adds k * SEED_STRIDE to each, so the networks stay distinct from each other.
+    augmentation), data.source_seed 1 (the defender's source network), the attackers' seeds (2 in the
+    profiles) and, for a run with ensemble adversarial training, its extra sources' seeds; seed k
+    adds k * SEED_STRIDE to each, so the networks stay distinct from each other. (The extra sources'
+    offset is given to those runs only: the runs made before it existed remain the same runs.)
     """
     if seed < 0:
         raise ConfigError(f"seed {seed} must be >= 0")
     offset = SEED_STRIDE * seed
-    return {"seed_everything": offset, "data.seed": offset, "data.source_seed": 1 + offset,
+    extra = {"data.extra_source_seed_offset": offset} if run is not None and run.extra_sources else {}
+    return {"seed_everything": offset, "data.seed": offset, "data.source_seed": 1 + offset, **extra,
             "transfer.attacker_seed_offset": offset}  # fmt: skip
 
 
-def seed_overrides(seed: int) -> list[str]:
+def seed_overrides(seed: int, run: "Run | None" = None) -> list[str]:
     """``advlit fit`` flags of :func:`seed_values` (none for seed 0, which runs with the defaults)."""
-    values = seed_values(seed)
+    values = seed_values(seed, run)
     return [f"--{key}={value}" for key, value in values.items()] if seed else []
 
 
-def check_seed_flags(seeds: list[int], passthrough: list[str], run: "Run") -> None:
+def check_seed_flags(seeds: list[int], passthrough: list[str], runs: "list[Run]") -> None:
     """Refuse extra flags (or ``--config`` files) that override the reseeding: given after it, they
-    win, and every seed would be the same run. Checked on ``run``'s parsed config."""
+    win, and every seed would be the same run. Checked on each kind of run's parsed config."""
     if not any(seeds):
         return
-    config = parsed_config(tuple(fit_command(Path("results"), run, [*seed_overrides(1), *passthrough])[4:]))
-    clash = [key for key, expected in seed_values(1).items() if lookup(config, key) != expected]
+    clash = set()
+    for run in {r.extra_sources: r for r in runs}.values():
+        config = parsed_config(tuple(fit_command(Path("results"), run, passthrough, seed=1)[4:]))
+        clash |= {key for key, expected in seed_values(1, run).items() if lookup(config, key) != expected}
     if clash:
-        raise ConfigError(f"--seeds sets {', '.join('--' + k for k in clash)} itself; leave them out")
+        raise ConfigError(f"--seeds sets {', '.join('--' + k for k in sorted(clash))} itself; leave them out")
 
 
 def seed_folder(results: Path, seed: int) -> Path:
@@ -61,19 +69,34 @@ def seed_folder(results: Path, seed: int) -> Path:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of a table: its name, config files and extra overrides."""
+    """One training run of a table: its name, config files and extra overrides; ``extra_sources``:
+    it trains on copies made on several source networks (ensemble adversarial training)."""
 
-    table: int
+    table: int | str
     name: str
     configs: tuple[str, ...]
     overrides: tuple[str, ...] = field(default=())
+    extra_sources: bool = False
 
 
-def grid(table: int, profile: str) -> list[Run]:
+def parse_table(text: str) -> int | str:
+    """``--table``'s value: a paper table's number, or ``frontier``."""
+    return int(text) if text.isdigit() else text
+
+
+def table_folder(table: int | str) -> str:
+    """A table's folder (and TensorBoard experiment) name: ``table2``..., or ``frontier``."""
+    return table if table == FRONTIER else f"table{table}"
+
+
+def grid(table: int | str, profile: str) -> list[Run]:
     """The runs of ``table`` under ``profile`` (config files relative to ``configs/``).
 
     Table 5 trains nothing of its own: its cells are the Table 2 (defender M) and Table 4 (M')
-    runs scored against both attackers, which every profile run has.
+    runs scored against both attackers, which every profile run has. ``frontier`` (beyond the
+    paper): the undefended, the FGSM+JSMA+C&W and the ensemble-adversarially-trained defenders
+    (with augmentation, as in Table 2), each scored against the attackers and attacks of
+    ``transfer_frontier.yaml``.
     """
     if table not in TABLES:
         raise ConfigError(f"table {table} is unknown; choose one of {TABLES}")
@@ -82,6 +105,9 @@ def grid(table: int, profile: str) -> list[Run]:
     if table == 5:  # Table 5 crosses Tables 2 (M) and 4 (M') with both attackers, A and A'
         return grid(2, profile) + grid(4, profile)
     prof = f"profiles/{profile}.yaml"
+    if table == FRONTIER:
+        return [Run(table, name, (*files, prof, "transfer_frontier.yaml"), extra_sources=name.endswith("_ensemble"))
+                for name, files in FRONTIER_RUNS.items()]  # fmt: skip
     overlay = {2: (), 3: ("resnet18.yaml",), 4: ("noaug.yaml",)}[table]
     return [Run(table, mix, (f"{mix}.yaml", *overlay, prof)) for mix in MIXES]
 
@@ -98,22 +124,24 @@ def check_profile(results: Path, profile: str) -> None:
     marker.write_text(profile + "\n")
 
 
-def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str]) -> list[str]:
-    """How the finished run in ``folder`` differs from what its command with ``passthrough`` would
-    make (:func:`advlit.reproduction.run_settings.differing_settings`); empty when it is the same run."""
+def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str], seed: int = 0) -> list[str]:
+    """How the finished run in ``folder`` differs from what its command for ``seed`` with ``passthrough``
+    would make (:func:`advlit.reproduction.run_settings.differing_settings`); empty when it is the same run."""
     old = run_config(folder)
     if old is None:
         return ["no config.yaml to compare its settings with"]
-    now = parsed_config(tuple(fit_command(results, run, passthrough)[4:]))
+    now = parsed_config(tuple(fit_command(results, run, passthrough, seed=seed)[4:]))
     return differing_settings(old, now, lambda: parsed_config(tuple(fit_command(results, run, [])[4:])))
 
 
-def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str]) -> None:
+def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str], seed: int = 0) -> None:
     """Refuse a table whose finished runs were made with other settings than its command gives now,
     before any run starts."""
     for run in runs:
         folder = run_folder(results, run)
-        if (folder / "metrics.json").exists() and (changed := settings_changed(results, run, folder, passthrough)):
+        if (folder / "metrics.json").exists() and (
+            changed := settings_changed(results, run, folder, passthrough, seed)
+        ):
             raise ConfigError(
                 f"{folder} finished with other settings ({'; '.join(changed)}); give the flags it was made "
                 "with, or use another --results folder"
@@ -122,7 +150,7 @@ def check_finished_runs(runs: list["Run"], results: Path, passthrough: list[str]
 
 def run_folder(results: Path, run: Run) -> Path:
     """Where a run's TensorBoard files and metrics.json go."""
-    return results / f"table{run.table}" / run.name
+    return results / table_folder(run.table) / run.name
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -130,16 +158,20 @@ def last_checkpoint(folder: Path) -> Path | None:
     return newest_loadable(folder / "checkpoints")
 
 
-def fit_command(results: Path, run: Run, passthrough: list[str], resume_from: Path | None = None) -> list[str]:
-    """The ``advlit fit`` command line of one run (``--ckpt_path`` when it resumes)."""
+def fit_command(
+    results: Path, run: Run, passthrough: list[str], resume_from: Path | None = None, seed: int = 0
+) -> list[str]:
+    """The ``advlit fit`` command line of one run for ``seed`` (:func:`seed_overrides`), then the
+    user's ``passthrough`` flags (``--ckpt_path`` when it resumes)."""
     cmd = [sys.executable, "-m", "advlit", "fit"]
     for config in run.configs:
         cmd += ["--config", str(CONFIGS / config)]
     return cmd + [
         *run.overrides,
         f"--trainer.logger.init_args.save_dir={results}",
-        f"--trainer.logger.init_args.name=table{run.table}",
+        f"--trainer.logger.init_args.name={table_folder(run.table)}",
         f"--trainer.logger.init_args.version={run.name}",
+        *seed_overrides(seed, run),
         *passthrough,
         *([f"--ckpt_path={resume_from}"] if resume_from else []),
     ]
@@ -176,7 +208,14 @@ def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
 
 
 def launch(
-    tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool, log: Path | None = None
+    tag: str,
+    results: Path,
+    run: Run,
+    folder: Path,
+    passthrough: list[str],
+    restart: bool,
+    log: Path | None = None,
+    seed: int = 0,
 ) -> int:
     """Run one unfinished run: resumed from its last checkpoint, or from epoch 0 (``restart``, or no
     checkpoint); its exit code. Checkpoints that exist but do not load stop the run (never deleted).
@@ -190,7 +229,7 @@ def launch(
     elif how == "over":
         print(f"{tag}: starting over; removing the unfinished run's {folder}", flush=True)
         shutil.rmtree(folder)
-    cmd = fit_command(results, run, passthrough, resume_from)
+    cmd = fit_command(results, run, passthrough, resume_from, seed)
     print(f"{tag}: {' '.join(cmd[2:])}" + (f" (output: {log})" if log else ""), flush=True)
     t0 = time.perf_counter()
     code = subprocess.call(cmd) if log is None else call_logged(cmd, log)
@@ -224,17 +263,19 @@ def stop_children() -> None:
         child.terminate()
 
 
-def dry_run_line(tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool) -> str:
+def dry_run_line(
+    tag: str, results: Path, run: Run, folder: Path, passthrough: list[str], restart: bool, seed: int = 0
+) -> str:
     """What :func:`launch` would do with the run, in one line."""
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
         return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over"
     where = {"resume": f"resumes from {resume_from.name if resume_from else ''}: ",
              "over": "starts over, removing its unfinished folder: ", "new": ""}[how]  # fmt: skip
-    return f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from)[2:])}"
+    return f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from, seed)[2:])}"
 
 
-def table_runs(table: int, profile: str, only: list[str] | None = None) -> list[Run]:
+def table_runs(table: int | str, profile: str, only: list[str] | None = None) -> list[Run]:
     """The runs of the table, or only those named in ``only`` (a ConfigError naming unknown ones)."""
     runs = grid(table, profile)
     if only:
@@ -245,13 +286,8 @@ def table_runs(table: int, profile: str, only: list[str] | None = None) -> list[
     return runs
 
 
-def seeded_flags(seed: int, passthrough: list[str]) -> list[str]:
-    """The extra flags of every run of ``seed``: its reseeding, then the user's."""
-    return [*seed_overrides(seed), *passthrough]
-
-
 def reproduce(
-    table: int,
+    table: int | str,
     profile: str,
     results: Path,
     passthrough: list[str],
@@ -272,10 +308,9 @@ def reproduce(
     if parallel < 1:
         raise ConfigError(f"--parallel={parallel} must be >= 1")
     runs = table_runs(table, profile, only)
-    check_seed_flags([seed], passthrough, runs[0])
-    passthrough = seeded_flags(seed, passthrough)
+    check_seed_flags([seed], passthrough, runs)
     profile_folder, results = results, seed_folder(results, seed)
-    check_finished_runs(runs, results, passthrough)
+    check_finished_runs(runs, results, passthrough, seed)
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
         check_profile(results, profile)
@@ -288,20 +323,20 @@ def reproduce(
             print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
             return "done"
         if dry_run:
-            print(dry_run_line(tag, results, run, folder, passthrough, restart), flush=True)
+            print(dry_run_line(tag, results, run, folder, passthrough, restart, seed), flush=True)
             return "skipped"
         with run_lock(folder) as mine:
             if not mine:
                 print(f"{tag}: running in another process; skipped", flush=True)
                 return "skipped"
             if (folder / "metrics.json").exists():  # finished by another process since the check above
-                if changed := settings_changed(results, run, folder, passthrough):
+                if changed := settings_changed(results, run, folder, passthrough, seed):
                     print(f"{tag}: FAILED: finished meanwhile with other settings ({'; '.join(changed)})", flush=True)
                     return "failed"
                 print(f"{tag}: done already ({folder / 'metrics.json'})", flush=True)
                 return "done"
             log = folder.parent / f"{run.name}.log" if parallel > 1 else None
-            return "ok" if launch(tag, results, run, folder, passthrough, restart, log) == 0 else "failed"
+            return "ok" if launch(tag, results, run, folder, passthrough, restart, log, seed) == 0 else "failed"
 
     jobs = list(enumerate(runs, 1))
     if parallel == 1 or dry_run:
@@ -344,7 +379,7 @@ def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]
                 if how == "stuck":
                     print(f"{label}: would FAIL (no checkpoint loads; --restart starts it over): not counted")
                     continue
-                flags = fit_command(results, run, seeded_flags(seed, passthrough))[4:]
+                flags = fit_command(results, run, passthrough, seed=seed)[4:]
                 todo.append((label, flags, resume_from.name if resume_from else None))
     print(f"table {args.table} ({args.profile}): {len(todo)} runs to make", flush=True)
     for line in table_plan(todo):
@@ -359,7 +394,7 @@ def main(argv: list[str]) -> None:
         "--trainer.devices are passed to each advlit fit).",
         allow_abbrev=False,  # a shortened flag is passed on to advlit fit, which refuses it, never matched silently
     )
-    parser.add_argument("--table", type=int, required=True, help=f"one of {TABLES}")
+    parser.add_argument("--table", type=parse_table, required=True, help=f"one of {TABLES}")
     parser.add_argument("--profile", default="paper", help=f"one of {PROFILES}")
     parser.add_argument("--results", type=Path, default=Path("results"), help="folder of the runs (default: results)")
     parser.add_argument("--dry_run", action="store_true", help="print the runs, run nothing")
@@ -411,10 +446,10 @@ def main(argv: list[str]) -> None:
             slurm.check_sbatch()
         try_slurm = args.launcher == "slurm"
         runs = table_runs(args.table, args.profile, args.runs)
-        check_seed_flags(args.seeds, passthrough, runs[0])
+        check_seed_flags(args.seeds, passthrough, runs)
         for seed in args.seeds:  # every seed's finished runs, before any run starts
             folder = seed_folder(args.results / args.profile, seed)
-            check_finished_runs(runs, folder, seeded_flags(seed, passthrough))
+            check_finished_runs(runs, folder, passthrough, seed)
         if args.plan:
             print_plan(args, runs, passthrough)
             return

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from advlit.runtime.config_lists import dict_lists
+
 # Settings that say where a run reads and writes, how fast it goes or what it logs, not what it computes (a key or
 # the start of one): a finished run counts as done whatever they were.
 NOT_COMPARED = ("data.data_dir", "data.download", "data.cache_dir", "data.progress", "data.eval_batch_size",
@@ -97,9 +99,18 @@ def differing_settings(old: dict, now: dict, default, prefix: str = "") -> list[
         if isinstance(value, dict) and (isinstance(then, dict) or then is _MISSING):
             then = {} if then is _MISSING else then  # a whole section added since: each of its keys as above
             problems += differing_settings(then, value, lambda k=key: (default() or {}).get(k) or {}, dotted + ".")
+        elif dict_lists(then, value):  # e.g. transfer.attackers: each entry compared as a section
+            for i, (a, b) in enumerate(zip(then, value, strict=True)):
+                problems += differing_settings(a, b, lambda k=key, i=i: _item((default() or {}).get(k), i),
+                                               f"{dotted}[{i}].")  # fmt: skip
         elif then is _MISSING:
             if value != (default() or {}).get(key):
                 problems.append(f"{dotted}: not a setting of that run -> {value!r}")
         elif then != value:
             problems.append(f"{dotted}: {then!r} -> {value!r}")
     return problems
+
+
+def _item(values, i: int) -> dict:
+    """Entry ``i`` of a default list of dicts (empty where there is none)."""
+    return values[i] if isinstance(values, list) and i < len(values) and isinstance(values[i], dict) else {}

@@ -22,7 +22,7 @@ from advlit.reproduction.reproduce import (
     last_checkpoint,
     run_folder,
     seed_folder,
-    seeded_flags,
+    table_folder,
     table_runs,
 )
 from advlit.runtime.errors import ConfigError
@@ -89,12 +89,12 @@ class SlurmSettings:
                 "--trainer.strategy", strategy]  # fmt: skip
 
 
-def state_path(results: Path, table: int) -> Path:
+def state_path(results: Path, table: int | str) -> Path:
     """Where a submission of ``table`` is recorded (``results`` is the profile's folder)."""
-    return results / "slurm" / f"table{table}.json"
+    return results / "slurm" / f"{table_folder(table)}.json"
 
 
-def array_elements(table: int, profile: str, seeds: list[int], only: list[str] | None) -> list[tuple[int, Run]]:
+def array_elements(table: int | str, profile: str, seeds: list[int], only: list[str] | None) -> list[tuple[int, Run]]:
     """``(seed, run)`` of every element of the array, in order (Table 5: Table 2's runs and Table 4's)."""
     return [(seed, run) for seed in seeds for run in table_runs(table, profile, only)]
 
@@ -111,7 +111,7 @@ class TrainRun:
     or preemption) resubmits the same element, which then resumes from the last epoch's checkpoint.
     Every task of a multi-GPU job runs the same command; Lightning makes them one DDP run."""
 
-    def __init__(self, table: int, profile: str, results: str, passthrough: list[str], elements: list) -> None:
+    def __init__(self, table: int | str, profile: str, results: str, passthrough: list[str], elements: list) -> None:
         self.table, self.profile, self.results = table, profile, results
         self.passthrough, self.elements = passthrough, elements
 
@@ -123,7 +123,7 @@ class TrainRun:
         if (folder / "metrics.json").exists():
             return None
         resume_from = last_checkpoint(folder) if folder.exists() else None
-        return fit_command(results, run, seeded_flags(seed, self.passthrough), resume_from), folder
+        return fit_command(results, run, self.passthrough, resume_from, seed), folder
 
     def __call__(self, index: int | None = None) -> int:
         index = int(os.environ.get("SLURM_ARRAY_TASK_ID", 0)) if index is None else index
@@ -154,7 +154,7 @@ def _leave_usr2_to_submitit() -> None:
 class Prepare:
     """The job that builds every shared stage of the table's runs into the cache, once."""
 
-    def __init__(self, table: int, profile: str, results: str, passthrough: list[str], elements: list) -> None:
+    def __init__(self, table: int | str, profile: str, results: str, passthrough: list[str], elements: list) -> None:
         self.train = TrainRun(table, profile, results, passthrough, elements)
 
     def __call__(self) -> int:
@@ -178,7 +178,7 @@ class Prepare:
 
 
 def submit(
-    table: int, profile: str, results: Path, passthrough: list[str], seeds: list[int], only: list[str] | None,
+    table: int | str, profile: str, results: Path, passthrough: list[str], seeds: list[int], only: list[str] | None,
     settings: SlurmSettings,
 ) -> dict:  # fmt: skip
     """Submit the preparing job and the array that depends on it; record and return the submission."""
@@ -207,7 +207,7 @@ def submit(
     return state
 
 
-def status_lines(results: Path, table: int, job_state=None) -> list[str]:
+def status_lines(results: Path, table: int | str, job_state=None) -> list[str]:
     """One line per run of the recorded submission: done, running, failed, or waiting, from its
     metrics.json and its job's SLURM state (``job_state(job_id, logs) -> str``, submitit's by default)."""
     path = state_path(results, table)

@@ -49,6 +49,8 @@ class MNISTDataModule(TensorData):
             (the source's architecture and augmentation, these seeds); each attack's training copy
             is split among the sources, image i made on source ``i mod k`` (so the mix keeps the
             size of a one-source row, and each image has one adversarial copy per attack).
+        extra_source_seed_offset: added to every extra source's seed (``advlit reproduce --seeds``
+            reseeds with it, as it moves ``source_seed``).
         cache_dir: cache of surrogates and adversarial sets (None: ``$ADVLIT_CACHE`` or
             ``~/.cache/advlit``).
         attack_batch_size: images per attack batch (None: 1000 on a GPU, 100 on the CPU, where
@@ -78,6 +80,7 @@ class MNISTDataModule(TensorData):
         source_epochs: int = 50,
         source_lr: float = 1e-4,
         extra_source_seeds: list[int] = [],
+        extra_source_seed_offset: int = 0,
         cache_dir: str | None = None,
         attack_batch_size: int | None = None,
         progress: bool = True,
@@ -94,8 +97,12 @@ class MNISTDataModule(TensorData):
             raise ConfigError(f"attack_batch_size={attack_batch_size} must be >= 1 or null (automatic)")
         self.attacks = build_attacks(train_attacks, attack_params, "train_attacks")
         self.source_spec = SurrogateSpec(source_arch, augment, source_seed, source_epochs, "defender", source_lr)
-        if source_seed in extra_source_seeds or len(set(extra_source_seeds)) < len(extra_source_seeds):
-            raise ConfigError(f"extra_source_seeds={extra_source_seeds} repeats a source (source_seed {source_seed})")
+        extra = [seed + extra_source_seed_offset for seed in extra_source_seeds]
+        if source_seed in extra or len(set(extra)) < len(extra):
+            raise ConfigError(
+                f"extra_source_seeds={extra_source_seeds} (offset {extra_source_seed_offset}) repeats a source "
+                f"(source_seed {source_seed})"
+            )
         self.save_hyperparameters()
         self.timings: dict[str, float] = {}
         self.made: dict[str, float | None] = {}  # seconds each cached stage took to make, wherever it was made
@@ -138,7 +145,8 @@ class MNISTDataModule(TensorData):
     @property
     def source_specs(self) -> list[SurrogateSpec]:
         """The defender's source networks: his source, then one per extra seed (ensemble adversarial training)."""
-        extra = [dataclasses.replace(self.source_spec, seed=seed) for seed in self.hparams.extra_source_seeds]
+        offset = self.hparams.extra_source_seed_offset
+        extra = [dataclasses.replace(self.source_spec, seed=seed + offset) for seed in self.hparams.extra_source_seeds]
         return [self.source_spec, *extra]
 
     def make_train_sets(self) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from advlit.data.tensor_data import check_divisible
+from advlit.runtime.config_lists import dict_lists
 from advlit.runtime.devices import exact_fp32
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import EpochOfTotal, progress_bar
@@ -59,6 +60,10 @@ def changed_settings(old, new, prefix: str = "", defaults=None) -> list[str]:
     """Dotted keys whose values differ between two configs, leaving out :data:`NOT_SETTINGS`. A key
     the old config lacks (a setting added to advlit since that run started) counts only where the new
     value moves it from its default in ``defaults`` (a config of the same shape; None: always counts)."""
+    if dict_lists(old, new):  # e.g. transfer.attackers: each entry compared as a section of its own
+        listed = defaults if isinstance(defaults, list) and len(defaults) == len(new) else [None] * len(new)
+        return [key for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for key in changed_settings(a, b, f"{prefix.rstrip('.')}[{i}].", listed[i])]  # fmt: skip
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return [] if old == new else [prefix.rstrip(".")]
     changed = []

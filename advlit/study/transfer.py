@@ -429,7 +429,7 @@ class TransferEvaluation(Callback):
             "predicted_classes_last_epoch": self.histograms,
             "set_quality": {**getattr(data, "set_quality", {}), **self.quality},
             "defender": {"train_attacks": list(data.attacks), "source": dataclasses.asdict(data.source_spec),
-                         "extra_source_seeds": list(data.hparams.get("extra_source_seeds", [])),
+                         "extra_source_seeds": [s.seed for s in getattr(data, "source_specs", [data.source_spec])[1:]],
                          "augment": data.hparams.augment, "seed": data.hparams.seed,
                          "augmentation": dataclasses.asdict(data.augmenter),
                          "attacks": {name: a.params() for name, a in data.attacks.items()}},
