@@ -93,3 +93,25 @@ def test_an_attack_without_a_norm_is_refused():
 
     with pytest.raises(ValueError, match="declares no norm"):
         norm_of(Odd())
+
+
+def test_iterative_linf_attacks_get_their_own_changes_moved_in_every_norm(images):
+    from advlit.attacks import build_attack
+    from advlit.attacks.diverse import DiverseFGSM
+    from advlit.study.controls import CONTROLS_VERSION, controls_key
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    y = torch.arange(len(images)) % 10
+    di = DiverseFGSM(eps=0.2, steps=5, diversity_prob=0.5)
+    x_adv = di(net, images, y)
+    noise = matched_noise(di, images, x_adv)
+    diff, control = (x_adv - images).flatten(1), (noise - images).flatten(1)
+    assert (diff.abs() < 0.2 - 1e-6).logical_and(diff != 0).any(), "DI leaves changed pixels under eps"
+    for norm in (0, 1, 2, float("inf")):  # image by image: the control spends what the attack spent
+        assert torch.allclose(control.norm(p=norm, dim=1), diff.norm(p=norm, dim=1), atol=1e-4), f"L{norm}"
+    assert not torch.equal(noise != images, x_adv != images), "the pixels are random, not the attack's"
+    assert [norm_of(build_attack(n)) for n in ("mifgsm", "di_fgsm", "ti_fgsm")] == ["changes"] * 3
+    assert [controls_key(build_attack(n)) for n in ("fgsm", "jsma", "cw")] == [CONTROLS_VERSION] * 3, (
+        "the paper attacks' test sets keep their cache keys"
+    )
+    assert controls_key(build_attack("di_fgsm")) != CONTROLS_VERSION, "no set with the earlier sign noise is reused"

@@ -1,5 +1,6 @@
 """DI-, TI- and MI-FGSM: references written out, per-image seeding, the model left alone."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -50,6 +51,23 @@ def test_ti_smooths_the_gradient_with_a_gaussian_written_out():
     ti = DiverseFGSM(eps=0.2, steps=3, diversity_prob=0.0, kernel_size=5)(net, x, y)
     plain = DiverseFGSM(eps=0.2, steps=3, diversity_prob=0.0, kernel_size=1)(net, x, y)
     assert not torch.equal(ti, plain) and (ti - x).abs().max() <= 0.2 + 1e-6
+
+
+def dong_gkern(kernlen: int, nsig: float = 3.0) -> torch.Tensor:
+    """Dong et al.'s TI kernel (their ``gkern``: the normal density at ``linspace(-nsig, nsig, kernlen)``)."""
+    x = torch.linspace(-nsig, nsig, kernlen, dtype=torch.float64)
+    g = torch.exp(-(x**2) / 2)
+    return (g[:, None] * g[None, :] / (g[:, None] * g[None, :]).sum()).float()
+
+
+@pytest.mark.parametrize("size", [5, 15])
+def test_ti_default_kernel_is_dongs(size):
+    ours = gaussian_kernel(size, (size - 1) / 6, torch.device("cpu"), torch.float32)[0, 0]
+    assert torch.allclose(ours, dong_gkern(size), atol=1e-7)
+    net, (x, y) = small_net(), batch()
+    default = DiverseFGSM(eps=0.2, steps=3, diversity_prob=0.0, kernel_size=size)(net, x, y)
+    assert torch.equal(default, DiverseFGSM(eps=0.2, steps=3, diversity_prob=0.0, kernel_size=size,
+                                            sigma=(size - 1) / 6)(net, x, y))  # fmt: skip
 
 
 def test_input_diversity_moves_a_pixel_where_resize_and_pad_put_it():

@@ -644,3 +644,44 @@ def test_the_extra_sources_move_with_their_offset_and_may_not_meet_the_source():
     assert [spec.seed for spec in data.source_specs] == [1001, 1005, 1006]
     with pytest.raises(ConfigError, match="repeats a source"):
         MNISTDataModule(train_attacks=["fgsm"], source_seed=1005, extra_source_seeds=[5], extra_source_seed_offset=1000)
+
+
+def test_the_plan_counts_an_iterative_attack_s_steps_as_its_gradient_passes():
+    from advlit.attacks import build_attack
+    from advlit.study.plan import passes_per_image
+
+    assert [passes_per_image(build_attack(n, steps=7)) for n in ("pgd", "mifgsm", "di_fgsm", "ti_fgsm")] == [7.0] * 4
+    assert passes_per_image(build_attack("fgsm")) == 1.0
+
+
+def test_the_frontier_in_a_smoke_run_ensemble_attacker_di_ti_and_a_torchattacks_attack(
+    mnist_dir, tmp_path, monkeypatch
+):
+    """The frontier's pieces in one run: ensemble adversarial training, attackers A and an ensemble,
+    MI-, DI-, TI-FGSM (and a torchattacks attack where the peers extra is installed) with their controls."""
+    monkeypatch.chdir(tmp_path)
+    attacks = ["fgsm", "mifgsm", "di_fgsm", "ti_fgsm"]
+    params = "{di_fgsm: {steps: 3}, ti_fgsm: {steps: 3}, mifgsm: {steps: 3}}"
+    try:
+        import torchattacks  # noqa: F401
+
+        attacks.append("torchattacks")
+        params = params[:-1] + ", torchattacks: {attack: MIFGSM, params: {eps: 0.2, steps: 3}, norm: changes}}"
+    except ImportError:
+        pass
+    args = [*smoke_args(mnist_dir, tmp_path / "cache", "fgsm.yaml"), "--data.extra_source_seeds", "[5]",
+            "--transfer.attacks", json.dumps(attacks), "--data.attack_params", params,
+            "--transfer.attackers", "[{name: A, seed: 2}, {name: E, seed: 2, members: [{seed: 2}, {seed: 3}]}]",
+            "--trainer.max_epochs", "1", "--transfer.window_start", "1",
+            "--transfer.whitebox_attacks", "[]"]  # fmt: skip
+    assert run_cli(*args) == 0
+    (metrics,) = (tmp_path / "tb_logs").rglob("metrics.json")
+    record = json.loads(metrics.read_text())
+    for attacker in ("A", "E"):
+        for attack in attacks:
+            assert {f"{attacker}/{attack}", f"{attacker}/{attack}_noise"} <= set(record["median"])
+            assert f"{attacker}/{attack}" in record["attack_minus_noise_median"]
+    assert record["defender"]["extra_source_seeds"] == [5]
+    quality = record["set_quality"]
+    budget = quality["E/di_fgsm"]["budget"]
+    assert quality["E/di_fgsm_noise"]["budget"]["l2"] == pytest.approx(budget["l2"], rel=1e-3), "DI's own changes"

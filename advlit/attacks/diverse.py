@@ -1,7 +1,5 @@
 """Transfer-oriented iterative FGSM: input diversity (DI), translation invariance (TI), momentum."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,11 +64,12 @@ class DiverseFGSM(Attack):
         resize_rate: the largest resize, as a multiple of the side (330/299 = 1.1 in Xie et al.).
         kernel_size: side of TI's Gaussian kernel (odd; 1: no smoothing). 15 in Dong et al. for
             299-pixel images; our reading for 28-pixel MNIST: 5.
-        sigma: the kernel's standard deviation in pixels (0: the kernel size / (2 sqrt 3), as Dong's).
+        sigma: the kernel's standard deviation in pixels (0: ``(kernel_size - 1) / 6``, Dong et al.'s
+            ``gkern(kernlen, nsig=3)``, which spans +-3 standard deviations over the kernel).
         seed: seed of the diversity draws.
     """
 
-    norm = "linf"  # the matched-noise control spends the same L_inf budget
+    norm = "changes"  # the matched-noise control: its own per-pixel changes, moved (advlit.study.controls)
 
     def __init__(
         self,
@@ -101,7 +100,7 @@ class DiverseFGSM(Attack):
         draws = uniform(image_keys(x, self.seed), (self.steps, 4)) if self.diversity_prob > 0 else None
         kernel = None
         if self.kernel_size > 1:
-            sigma = self.sigma or self.kernel_size / (2 * math.sqrt(3))
+            sigma = self.sigma or (self.kernel_size - 1) / 6
             kernel = gaussian_kernel(self.kernel_size, sigma, x.device, x.dtype).expand(x.shape[1], 1, -1, -1)
         x_adv, g = x, torch.zeros_like(x)
         for step in range(self.steps):

@@ -23,7 +23,7 @@ class MIFGSM(Attack):
         decay: momentum factor mu (1.0 in the paper).
     """
 
-    norm = "linf"  # the matched-noise control spends the same L_inf budget
+    norm = "changes"  # the matched-noise control: its own per-pixel changes, moved (advlit.study.controls)
 
     def __init__(self, eps: float = 0.2, steps: int = 10, decay: float = 1.0) -> None:
         check_range("eps", eps, 0.0, 1.0)

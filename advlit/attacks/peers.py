@@ -31,19 +31,25 @@ class TorchAttacks(Attack):
     Args:
         attack: the class name in ``torchattacks`` (``PGD``, ``VMIFGSM``, ``DIFGSM``, ``Square``, ...).
         params: its keyword arguments (``eps``, ``alpha``, ``steps``, ...; not the model).
-        norm: the norm of its budget, for the matched-noise control: ``linf``, ``l2`` or ``l0``.
+        norm: the norm of its budget, for the matched-noise control: ``linf`` (sign noise at its L_inf
+            on every pixel, as for FGSM), ``l2``, ``l0``, or ``changes`` (its own per-pixel changes
+            moved: for iterative L_inf attacks, which leave many pixels under eps).
         seed: seed of its random draws (per call).
     """
 
     def __init__(
-        self, attack: str = "PGD", params: dict | None = None, norm: Literal["linf", "l2", "l0"] = "linf", seed: int = 0
+        self,
+        attack: str = "PGD",
+        params: dict | None = None,
+        norm: Literal["linf", "l2", "l0", "changes"] = "linf",
+        seed: int = 0,
     ) -> None:
         torchattacks = _torchattacks()
         cls = getattr(torchattacks, attack, None)
         if not (isinstance(cls, type) and issubclass(cls, torchattacks.attack.Attack)):
             raise ConfigError(f"torchattacks has no attack {attack!r}")
-        if norm not in ("linf", "l2", "l0"):
-            raise ConfigError(f"norm={norm!r} must be linf, l2 or l0")
+        if norm not in ("linf", "l2", "l0", "changes"):
+            raise ConfigError(f"norm={norm!r} must be linf, l2, l0 or changes")
         self.attack, self.params_, self.norm, self.seed = attack, dict(params or {}), norm, seed
         try:
             cls(nn.Linear(1, 1), **self.params_)  # its own checks of the parameters, before any work

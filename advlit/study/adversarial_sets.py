@@ -21,7 +21,7 @@ from advlit.study.cache import (
     save_tensors,
     weights_digest,
 )
-from advlit.study.controls import CONTROLS_VERSION, NOISE_SEED, matched_noise
+from advlit.study.controls import NOISE_SEED, controls_key, matched_noise
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def set_path(
     have no controls, so a new kind of control leaves them and the surrogates' keys as they are)."""
     description = {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split}
     if split == "test":
-        description["controls"] = CONTROLS_VERSION
+        description["controls"] = controls_key(attack)
     key = content_key({**description, "data": data_digest})
     return key, cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
 

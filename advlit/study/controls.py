@@ -9,7 +9,12 @@ same budget as the attack did on that image, in the attack's norm, in a random d
   first, each to the first free pixel in a random order that has room for it);
 - L_2 (C&W): as many random pixels as the attack changed, moved by Gaussian amounts (a pixel at 0
   or 1 always inwards), scaled per image so that after clipping to [0, 1] the L2 is the attack's
-  (bisection on the scale): L0 and L2 match.
+  (bisection on the scale): L0 and L2 match;
+- ``changes`` (MI-, DI-, TI-FGSM: iterative L_inf attacks that leave many pixels under eps, so
+  sign noise at eps on every pixel would spend far more L1 and L2 than they do): the attack's own
+  per-pixel changes moved to random pixels, as for L_0, so L0, L1, L2 and L_inf all match. Its
+  random order is drawn from a stream of its own (:data:`CHANGES_STREAM`), apart from the draws of
+  any attack seeded with a small integer (DI's).
 
 What each control misses its attack by is in every set's quality (``budget`` of the attack's set
 and of its ``_noise`` set, in metrics.json and ``advlit report``).
@@ -29,17 +34,26 @@ NOISE_SEED = 0
 # What the controls are: part of a test set's cache entry; a set whose controls are of another version
 # gets new ones made from its stored examples (the attack is not run again).
 CONTROLS_VERSION = 2
+CHANGES_STREAM = 0x6368616E6765  # the seed offset of the ``changes`` control's draws ("change")
 _BISECTION_STEPS = 40
 
 
+def controls_key(attack: Attack) -> int | str:
+    """What a test set's cache key holds of its control: :data:`CONTROLS_VERSION`, and for the
+    ``changes`` kind (added in that version, after sign noise had stood for MI/DI/TI-FGSM) its name,
+    so that no set with the earlier control is reused."""
+    return f"{CONTROLS_VERSION}/changes" if norm_of(attack) == "changes" else CONTROLS_VERSION
+
+
 def norm_of(attack: Attack) -> str:
-    """The attack's norm: ``linf``, ``l0`` or ``l2`` (a ValueError for an attack without one)."""
+    """The attack's norm, i.e. its control's kind: ``linf``, ``l0``, ``l2`` or ``changes`` (a ValueError
+    for an attack without one)."""
     for kinds, norm in (((FGSM, PGD), "linf"), ((JSMA,), "l0"), ((CarliniWagnerL2,), "l2")):
         if isinstance(attack, kinds):
             return norm
     if hasattr(attack, "norm"):
         return attack.norm
-    raise ValueError(f"{type(attack).__name__} declares no norm; give it a `norm` attribute (linf, l0 or l2)")
+    raise ValueError(f"{type(attack).__name__} declares no norm; give it a `norm` attribute (linf, l0, l2, changes)")
 
 
 def matched_noise(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor, seed: int = NOISE_SEED) -> torch.Tensor:
@@ -52,6 +66,8 @@ def matched_noise(attack: Attack, x: torch.Tensor, x_adv: torch.Tensor, seed: in
         out = (flat + eps * torch.where(u[:, 0] < 0.5, -1.0, 1.0)).clamp(0, 1)
     elif norm == "l0":
         out = _moved_changes(flat, diff, u[:, 0])
+    elif norm == "changes":
+        out = _moved_changes(flat, diff, uniform(image_keys(x, seed + CHANGES_STREAM), (flat.shape[1],)))
     else:
         gauss = (-2 * torch.log1p(-u[:, 0])).sqrt() * torch.cos(2 * math.pi * u[:, 1])  # Box-Muller
         chosen = _random_choice(u[:, 0], (diff != 0).sum(1))

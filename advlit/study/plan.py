@@ -86,10 +86,10 @@ def _measure(arch: str, device: torch.device, batch_size: int, repeats: int, att
 
 
 def passes_per_image(attack: Attack) -> float:
-    """Expected gradient passes per attacked image."""
+    """Expected gradient passes per attacked image (100 for an attack this does not know)."""
     if isinstance(attack, FGSM):
         return 1.0
-    if isinstance(attack, PGD):
+    if isinstance(attack, PGD) or isinstance(getattr(attack, "steps", None), int):  # PGD, MI-, DI-, TI-FGSM
         return float(attack.steps)
     if isinstance(attack, JSMA):
         steps = JSMA_STEPS * attack.gamma / 0.2 / (2 if attack.variant == "pairs" else 1)
@@ -113,14 +113,14 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
         name = f"{owner}'s network ({spec.arch}, {spec.epochs} epochs, augment {spec.augment}, seed {spec.seed})"
         return key, Stage(name, path.exists(), spec.epochs * batches * speeds.train_batch, str(path))
 
-    def sets(owner: str, key: str, attacks: dict, split: str, x, y) -> list[Stage]:
+    def sets(owner: str, key: str, attacks: dict, split: str, x, y, members: int = 1) -> list[Stage]:
         digest = data.train_digest if split == "train" and len(x) == len(data.train_x) else tensor_digest(x, y)
         found = []
         for name, attack in attacks.items():
             _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
             made = 0 if path.exists() else adversarial_sets.parts_done(path, len(x))
             label = f"{owner}: {name} on the {split} set ({len(x):,} images{f', {made:,} made' if made else ''})"
-            seconds = (len(x) - made) * passes_per_image(attack) * speeds.grad_pass
+            seconds = (len(x) - made) * passes_per_image(attack) * speeds.grad_pass * members  # a pass per member
             found.append(Stage(label, path.exists(), seconds, str(path)))
         return found
 
@@ -139,7 +139,7 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
                 keys.append(key)
                 out.append(stage)
             key = keys[0] if len(keys) == 1 else content_key({"ensemble": keys})
-            out += sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y)
+            out += sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y, len(members))
     copies = 1 + len(data.attacks)
     n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
     train = max_epochs * (math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward)

@@ -46,7 +46,7 @@ class Attacker:
     """One attacker: a name for his sets (``<name>/<attack>``), his augmentation and his seed.
 
     Table 5's attackers are ``A`` (trained with augmentation) and ``Ap`` (A', without). With
-    ``members`` the attacker is an ensemble (Liu et al. 2017): one network per member (each member's
+    ``members`` the attacker is an ensemble (Liu et al. 2017; logits averaged as in Dong et al. 2018): one network per member (each member's
     ``arch``, ``augment`` and ``seed``, the attacker's where a member leaves them out), attacked
     through their averaged logits; each member is a cached surrogate, guarded against leaks like any.
     """
@@ -79,7 +79,7 @@ def member_specs(attacker: Attacker, arch: str, seed_offset: int, epochs: int, l
 
 
 class Ensemble(nn.Module):
-    """Networks attacked together: the mean of their logits (Liu et al. 2017's logit ensemble)."""
+    """Networks attacked together: the mean of their logits (Dong et al. 2018's ensemble in logits)."""
 
     def __init__(self, nets: list[nn.Module]) -> None:
         super().__init__()
