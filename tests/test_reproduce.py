@@ -694,3 +694,41 @@ def test_every_committed_run_counts_as_done_with_the_command_that_made_it(table)
         seeds = [0] + [int(p.name[4:]) for p in folder.glob("seed*")]
         for seed in seeds:  # raises, naming the setting, where a finished run would be refused
             reproduce_mod.check_finished_runs(grid(table, profile), reproduce_mod.seed_folder(folder, seed), [], seed)
+
+
+FRONTIER_ATTACKS = ["fgsm", "jsma", "cw", "mifgsm", "di_fgsm", "ti_fgsm"]
+
+
+def fake_frontier(path: Path, accuracy: float, exceptions: dict[str, float] | None = None) -> None:
+    """A frontier run's metrics.json: every set of attackers A and E at ``accuracy`` (``exceptions``
+    by key, e.g. ``E/di_fgsm``), every control at 0.95, clean 0.99."""
+    path.mkdir(parents=True, exist_ok=True)
+    flat = {"clean": 0.99}
+    for name in ("A", "E"):
+        for a in FRONTIER_ATTACKS:
+            flat[f"{name}/{a}"], flat[f"{name}/{a}_noise"] = (exceptions or {}).get(f"{name}/{a}", accuracy), 0.95
+    spec = {"seed": 2, "augment": True}
+    record = {"window": [5, 10], "max": flat, "median": flat, "per_epoch": {"10": flat}, "test_images": 2000,
+              "defender": {"augment": True}, "attacks": {a: {} for a in FRONTIER_ATTACKS},
+              "attackers": {"A": {"spec": spec}, "E": {"spec": spec, "members": [spec] * 3}}}  # fmt: skip
+    (path / "metrics.json").write_text(json.dumps(record))
+
+
+def test_the_frontier_report_gives_each_defender_s_verdict_with_its_evidence(tmp_path):
+    folder = tmp_path / "quick"
+    for seed, sub in ((0, folder), (1, folder / "seed1")):
+        (sub / "PROFILE").parent.mkdir(parents=True, exist_ok=True)
+        (sub / "PROFILE").write_text("quick\n")
+        fake_frontier(sub / "frontier" / "clean", 0.30 + 0.1 * seed)
+        fake_frontier(sub / "frontier" / "fgsm_jsma_cw", 0.95, {"A/jsma": 0.85} if seed == 0 else {})
+        fake_frontier(sub / "frontier" / "fgsm_jsma_cw_ensemble", 0.93, {"E/di_fgsm": 0.80 + 0.05 * seed})
+    text = report_mod.report(tmp_path, "quick", tmp_path / "out", ["frontier"]).read_text()
+    assert "| undefended | A | 99.0 ± 0.0 | 35.0 ± 7.1 (-60.0) |" in text, "mean ± std over seeds, gap to the noise"
+    assert "| defender | attacker | clean | FGSM | JSMA | C&W | MI-FGSM | DI-FGSM | TI-FGSM |" in text
+    assert "| FGSM+JSMA+C&W | within seed noise: A/jsma under 90% on some seeds | 2 seeds |" in text
+    assert ("| FGSM+JSMA+C&W, ensemble adversarial training | does not hold: under 90% on E/di_fgsm (1 of them "
+            "today's attacks) | 2 seeds agree |") in text  # fmt: skip
+    shutil.rmtree(folder / "seed1")
+    text = report_mod.report(tmp_path, "quick", tmp_path / "out", ["frontier"]).read_text()
+    assert "within seed noise" not in text and "1 seed: the seed spread is not measured" in text
+    assert "does not hold: under 90% on A/jsma (the paper's attacks only)" in text

@@ -6,7 +6,7 @@ import platform
 import sys
 from pathlib import Path
 
-from advlit.reproduction import report_seeds
+from advlit.reproduction import report_frontier, report_seeds
 from advlit.reproduction.report_findings import findings
 from advlit.reproduction.report_plots import plot_table
 from advlit.reproduction.report_runs import SETS, load_runs, mix_label, paper_numbers, value
@@ -19,7 +19,7 @@ from advlit.reproduction.report_tables import (
     robustness_rows,
     table_rows,
 )
-from advlit.reproduction.reproduce import MIXES, PROFILES
+from advlit.reproduction.reproduce import FRONTIER, MIXES, PROFILES, TABLES, parse_table
 from advlit.runtime.errors import ConfigError
 
 __all__ = ["control_match_rows", "controls_text", "findings", "main", "report", "timings"]
@@ -152,8 +152,9 @@ def seeds_section(
     return parts
 
 
-def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
-    """Write ``out``/results.md, one CSV per table and the plots; returns the markdown path."""
+def report(results: Path, profile: str, out: Path, tables: list[int | str]) -> Path:
+    """Write ``out``/results.md, one CSV per table and the plots (and the frontier study's section,
+    where ``frontier`` is among ``tables`` and has runs); returns the markdown path."""
     if profile not in PROFILES:
         raise ConfigError(f"profile {profile!r} is unknown; choose one of {PROFILES}")
     folder = results / profile
@@ -164,9 +165,15 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
         raise ConfigError(f"{folder} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}")
     paper = paper_numbers()
     out.mkdir(parents=True, exist_ok=True)
-    base_seed, loaded = first_seed(folder, profile, sorted(set(tables) - {5} | ({2, 4} if 5 in tables else set())))
-    if not loaded:
+    frontier = report_frontier.section(folder, profile) if FRONTIER in tables else []
+    numbered = [t for t in tables if t != FRONTIER]
+    base_seed, loaded = first_seed(folder, profile, sorted(set(numbered) - {5} | ({2, 4} if 5 in numbered else set())))
+    if not loaded and not frontier:
         raise ConfigError(f"no metrics.json found under {folder} for tables {tables}")
+    if not loaded:
+        path = out / "results.md"
+        path.write_text("\n".join([f"# Results: profile `{profile}`", "", *frontier]))
+        return path
     which = f" (tables of seed {base_seed}, the lowest with runs)" if base_seed else ""
     parts = [f"# Results: profile `{profile}`", "",
              f"Each cell is `ours (paper)`, accuracy in percent on the black-box test sets of the attacker trained "
@@ -190,7 +197,7 @@ def report(results: Path, profile: str, out: Path, tables: list[int]) -> Path:
               f"| finding | verdict | evidence | numbers (seed {base_seed} medians) |",
               "|---|---|---|---|"]  # fmt: skip
     parts += [f"| {f} | {v} | {e} | {n} |" for f, v, e, n in report_seeds.findings_with_evidence(by_seed, findings)]
-    parts += ["", "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",
+    parts += ["", *frontier, "## Stage wall times", "", *timings(loaded), "", seeds(loaded), "",
               f"Report machine: {platform.platform()}.", ""]  # fmt: skip
     path = out / "results.md"
     path.write_text("\n".join(parts))
@@ -205,10 +212,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RESULTS/PROFILE/report)")
     parser.add_argument(
         "--tables",
-        type=int,
+        type=parse_table,
         nargs="+",
-        default=[2, 3, 4, 5],
-        help="tables to show (Table 5 is built from the Table 2 and 4 runs)",
+        default=TABLES,
+        help=f"tables to show, of {TABLES} (Table 5 is built from the Table 2 and 4 runs)",
     )
     args = parser.parse_args(argv)
     try:

@@ -46,9 +46,10 @@ class Attacker:
     """One attacker: a name for his sets (``<name>/<attack>``), his augmentation and his seed.
 
     Table 5's attackers are ``A`` (trained with augmentation) and ``Ap`` (A', without). With
-    ``members`` the attacker is an ensemble (Liu et al. 2017; logits averaged as in Dong et al. 2018): one network per member (each member's
+    ``members`` the attacker is an ensemble (Liu et al. 2017): one network per member (each member's
     ``arch``, ``augment`` and ``seed``, the attacker's where a member leaves them out), attacked
-    through their averaged logits; each member is a cached surrogate, guarded against leaks like any.
+    through their averaged logits (Dong et al. 2018's ensemble in logits); each member is a cached
+    surrogate, guarded against leaks like any.
     """
 
     name: str = "A"
