@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from advlit.runtime.config_lists import dict_lists
+from advlit.runtime.config_diff import MISSING, config_changes
 
 # Settings that say where a run reads and writes, how fast it goes or what it logs, not what it computes (a key or
 # the start of one): a finished run counts as done whatever they were.
@@ -20,7 +20,6 @@ NOT_COMPARED = ("data.data_dir", "data.download", "data.cache_dir", "data.progre
                 "data.attack_batch_size", "transfer.eval_batch_size", "transfer.attack_batch_size", "threads",
                 "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.logger",
                 "trainer.log_every_n_steps", "transfer.example_images", "ckpt_path", "weights_only")  # fmt: skip
-_MISSING = object()
 
 
 def compared(key: str) -> bool:
@@ -85,32 +84,12 @@ def run_config(folder: Path) -> dict | None:
     return yaml.safe_load(stored) if isinstance(stored, str) else stored if isinstance(stored, dict) else None
 
 
-def differing_settings(old: dict, now: dict, default, prefix: str = "") -> list[str]:
+def differing_settings(old: dict, now: dict, default) -> list[str]:
     """``key: then -> now`` for each setting of the finished run's config ``old`` that the config
     ``now`` gives otherwise, leaving out :data:`NOT_COMPARED`. A setting ``old`` lacks (added to
     advlit since the run) differs only where ``now`` moves it from its default: ``default()`` gives
     the config of the same command without the extra flags (called only then)."""
-    problems = []
-    for key in sorted(set(old) | set(now)):
-        dotted = f"{prefix}{key}"
-        if not compared(dotted):
-            continue
-        then, value = old.get(key, _MISSING), now.get(key)
-        if isinstance(value, dict) and (isinstance(then, dict) or then is _MISSING):
-            then = {} if then is _MISSING else then  # a whole section added since: each of its keys as above
-            problems += differing_settings(then, value, lambda k=key: (default() or {}).get(k) or {}, dotted + ".")
-        elif dict_lists(then, value):  # e.g. transfer.attackers: each entry compared as a section
-            for i, (a, b) in enumerate(zip(then, value, strict=True)):
-                problems += differing_settings(a, b, lambda k=key, i=i: _item((default() or {}).get(k), i),
-                                               f"{dotted}[{i}].")  # fmt: skip
-        elif then is _MISSING:
-            if value != (default() or {}).get(key):
-                problems.append(f"{dotted}: not a setting of that run -> {value!r}")
-        elif then != value:
-            problems.append(f"{dotted}: {then!r} -> {value!r}")
-    return problems
-
-
-def _item(values, i: int) -> dict:
-    """Entry ``i`` of a default list of dicts (empty where there is none)."""
-    return values[i] if isinstance(values, list) and i < len(values) and isinstance(values[i], dict) else {}
+    changes = config_changes(old, now, lambda key: not compared(key), lambda: default() or {})
+    return [f"{key}: not a setting of that run -> {value!r}" if then is MISSING
+            else f"{key}: {then!r} -> {None if value is MISSING else value!r}"
+            for key, then, value in changes]  # fmt: skip

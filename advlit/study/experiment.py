@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from advlit.data.tensor_data import check_divisible
-from advlit.runtime.config_lists import dict_lists
+from advlit.runtime.config_diff import MISSING, config_changes
 from advlit.runtime.devices import exact_fp32
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import EpochOfTotal, progress_bar
@@ -53,29 +53,12 @@ def resumes_in(config, log_dir: str | None) -> bool:
 NOT_SETTINGS = {"ckpt_path", "threads", "trainer.max_epochs", "trainer.logger"}
 
 
-_ABSENT = object()
-
-
-def changed_settings(old, new, prefix: str = "", defaults=None) -> list[str]:
+def changed_settings(old: dict, new: dict, defaults: dict | None = None) -> list[str]:
     """Dotted keys whose values differ between two configs, leaving out :data:`NOT_SETTINGS`. A key
     the old config lacks (a setting added to advlit since that run started) counts only where the new
     value moves it from its default in ``defaults`` (a config of the same shape; None: always counts)."""
-    if dict_lists(old, new):  # e.g. transfer.attackers: each entry compared as a section of its own
-        listed = defaults if isinstance(defaults, list) and len(defaults) == len(new) else [None] * len(new)
-        return [key for i, (a, b) in enumerate(zip(old, new, strict=True))
-                for key in changed_settings(a, b, f"{prefix.rstrip('.')}[{i}].", listed[i])]  # fmt: skip
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [] if old == new else [prefix.rstrip(".")]
-    changed = []
-    for key in sorted(set(old) | set(new)):
-        if f"{prefix}{key}" in NOT_SETTINGS:
-            continue
-        default = defaults.get(key, _ABSENT) if isinstance(defaults, dict) else _ABSENT
-        if key not in old and default is not _ABSENT and new.get(key) == default:
-            continue
-        changed += changed_settings(old.get(key), new.get(key), f"{prefix}{key}.",
-                                    default if default is not _ABSENT else None)  # fmt: skip
-    return changed
+    default = (lambda: MISSING) if defaults is None else (lambda: defaults)
+    return [key for key, _, _ in config_changes(old, new, NOT_SETTINGS.__contains__, default)]
 
 
 class AdvlitCLI(LightningCLI):
