@@ -281,6 +281,21 @@ def test_table5_comes_from_the_table2_and_table4_runs(tmp_path):
     assert "Table 5 part reproduced" in line, line
 
 
+@pytest.mark.parametrize(
+    ("m", "mp", "holds"), [((0.90, 0.80), (0.99, 0.88), True), ((0.99, 0.86), (0.99, 0.96), False)]
+)
+def test_finding_e_asks_each_defender_to_lose_five_points_to_the_mismatched_attacker(tmp_path, m, mp, holds):
+    """M at 90 vs 80 and M' at 99 vs 88 each lose >= 5 points (though 90 is under 88 + 5); M' at 99 vs 96 does not."""
+    write_table2(tmp_path, PAPERLIKE)
+    fake_metrics(tmp_path / "quick" / "table2" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"], "fgsm": m[0]},
+                 other={"fgsm": m[1], "jsma": 0.9, "cw": 0.9})  # fmt: skip
+    fake_metrics(tmp_path / "quick" / "table4" / "fgsm_jsma_cw", {**PAPERLIKE["fgsm_jsma_cw"], "fgsm": mp[0]},
+                 augment=False, other={"fgsm": mp[1], "jsma": 0.9, "cw": 0.9})  # fmt: skip
+    md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2, 4]).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| (e)"))
+    assert f"Table 5 part {'reproduced' if holds else 'not reproduced'}" in line, line
+
+
 def test_finding_f_compares_each_attack_with_its_noise(tmp_path):
     ok = verdicts(tmp_path / "ok", PAPERLIKE)  # attacks 42-61% vs noise 95%
     assert ok["f"] == "Table 2 reproduced; Table 4 not run"

@@ -43,8 +43,28 @@ def timings(tables: dict[int, dict]) -> list[str]:
                 if stage not in made:
                     total[stage] = total.get(stage, 0.0) + seconds
         if total:
-            lines.append(f"- Table {table}: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in sorted(total.items())))
+            lines.append(f"- Table {table}: " + ", ".join(f"{STAGE_NAMES.get(k, k[:-2])} {v:.0f} s"
+                                                          for k, v in sorted(total.items())))  # fmt: skip
+    done = [rec for runs in tables.values() for rec in runs.values() if rec]
+    machines = sorted({machine_words(rec) for rec in done})
+    lines += ["", "The attackers' networks and sets are made once and shared by the tables (listed under each); "
+              "a cached stage's time is that of the machine that made it. The runs were made on: "
+              + "; ".join(machines) + "."]  # fmt: skip
     return lines
+
+
+# ``training_s`` runs from the start of training to its end, so it holds the per-epoch white-box scoring
+STAGE_NAMES = {"training_s": "training and scoring (white-box included)", "whitebox_s": "of which white-box"}
+
+
+def machine_words(rec: dict) -> str:
+    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``unrecorded`` where it has none)."""
+    machine = (rec.get("provenance") or {}).get("machine")
+    if not machine:
+        return "unrecorded"
+    gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
+    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{gpu}), "
+            f"{rec.get('torch_threads', machine.get('torch_threads'))} thread(s), {rec.get('device')}")  # fmt: skip
 
 
 def seeds(tables: dict[int, dict]) -> str:
@@ -80,8 +100,9 @@ def robustness_section(table: int, runs: dict) -> list[str]:
     return [f"### Table {table}: worst case per image and white-box accuracy (median, %)", "",
             "`worst case`: an image counts only if the defender is right under every attack of the attacker. "
             "`white-box`: the attack run on the defender itself, first test images. A flag: a black-box attack "
-            "hurts more than the same attack white-box on the same images (gradient masking). "
-            "`x / 8-bit`: the set as made, and rounded to 8 bits (`transfer.quantize`).", "",
+            "hurts more than the same attack white-box on the same images (gradient masking)."
+            + (" `x / 8-bit`: the set as made, and rounded to 8 bits (`transfer.quantize`)."
+               if any(h.endswith("/ 8-bit") for h in rows[0]) else ""), "",
             markdown(*rows), ""]  # fmt: skip
 
 
@@ -107,6 +128,8 @@ def table_section(table: int, runs: dict, paper: dict, out: Path) -> list[str]:
              markdown(*control_rows(runs)), "",
              *robustness_section(table, runs),
              f"### Table {table}: set quality (white-box, on the network that made the set)", "",
+             "`mean L0/L2/L_inf` and `median L2`: over the images the set fools on that network (few, for a "
+             "noise set); `budget`: over every changed image, what the matched-noise control spends too.", "",
              markdown(*quality_rows(runs)), "",
              f"### Table {table}: what each control matches (mean budget over changed images)", "",
              controls_text(runs), "",
