@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# What remains of the paper profile's Tables 2 and 4, on one GPU, in one call of a GPU machine: the
+# runs without a metrics.json under results/paper/, both tables at once (PARALLEL runs of each share
+# the GPU; each table's source sets are made once, through the cache), for at most LIMIT seconds.
+# The committed networks seed the cache, so every run is scored against the same attacker networks
+# as the committed ones (their sets are made again on the GPU). What comes back in $OUT/results/paper/:
+# each run finished in the call (metrics.json, config.yaml, event file), each unfinished one's
+# log; checkpoints stay behind (a run is lost when the call ends first). $OUT/summary.txt lists them.
+# Copy the finished runs into results/paper/ and commit them (docs/reproduction.md, "On a GPU machine").
+#
+# Needs what gpu_check.sh needs (.whl/, .mnist/ or MNIST_DIR; refused in one line otherwise). Knobs:
+# LIMIT (s, 540), PARALLEL (runs per table at once, 4), TABLES ("4 2"), RUNS (all), EXTRA (more flags).
+set -uo pipefail
+OUT=${OUT:-gpu_out}
+PY=${PY:-python3}
+LIMIT=${LIMIT:-540}
+PARALLEL=${PARALLEL:-4}
+TABLES=${TABLES:-4 2}
+mkdir -p "$OUT/results"
+source benchmarks/gpu_env.sh
+
+# The finished runs travel with the tree (git): their metrics.json and config.yaml make advlit reproduce
+# skip them (after checking their settings); nothing of the unfinished ones is taken.
+$PY - "$OUT/results/paper" <<'PY'
+import shutil, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+for metrics in Path("results/paper").glob("table*/*/metrics.json"):
+    (out / metrics.parent.relative_to("results/paper")).mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.json", "config.yaml"):
+        shutil.copy(metrics.parent / name, out / metrics.parent.relative_to("results/paper") / name)
+shutil.copy("results/paper/PROFILE", out / "PROFILE")
+PY
+$PY -m advlit networks seed results/paper/networks || refuse "the committed networks do not seed the cache"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+
+start=$(date +%s)
+for t in $TABLES; do
+  timeout -k 30 --signal=INT "$LIMIT" $PY -m advlit reproduce --table "$t" --profile paper \
+    --results "$OUT/results" --parallel "$PARALLEL" ${RUNS:+--runs $RUNS} --data.data_dir "$DATA" \
+    --data.download false --data.progress false --trainer.enable_progress_bar false ${EXTRA:-} \
+    > "$OUT/table$t.txt" 2>&1 &
+done
+wait
+find "$OUT/results" -name checkpoints -type d -prune -exec rm -rf {} +
+{
+  echo "gpu_paper: $(( $(date +%s) - start )) s (limit $LIMIT s), PARALLEL=$PARALLEL per table"
+  for t in 2 4; do
+    for run in "$OUT"/results/paper/table$t/*/; do
+      [ -d "$run" ] || continue
+      name=table$t/$(basename "$run")
+      if [ -f "results/paper/$name/metrics.json" ]; then rm -rf "$run"  # finished before: not sent back
+      elif [ -f "$run/metrics.json" ]; then echo "$name: finished"
+      else echo "$name: unfinished (its output: table$t.txt, or $name.log with PARALLEL > 1)"; fi
+    done
+  done
+} | tee "$OUT/summary.txt"
