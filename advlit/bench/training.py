@@ -135,7 +135,7 @@ def train(
     eval_batch_sizes: tuple[int, ...] = (500, 1000, 2000, 5000),
 ) -> None:
     """Print training and scoring speeds: the earlier path (NCHW, LeNet5's ReLU before its pooling, scoring
-    batch 1000) beside today's (channels_last, pool before ReLU), bare loop vs advlit.
+    batch 1000) beside the current one (channels_last, pool before ReLU), bare loop vs advlit.
 
     Args:
         arch: lenet5 or resnet18.

@@ -1,5 +1,5 @@
 """The frontier study in the report (``advlit reproduce --table frontier``): does adversarial training
-survive today's transfer attacks? Three defenders against each attacker's attacks, over the seeds,
+survive the stronger transfer attacks of later work? Three defenders against each attacker's attacks, over the seeds,
 each attack beside its matched noise, and the verdict on the paper's finding (d) there."""
 
 import statistics
@@ -81,7 +81,7 @@ def robustness_verdict(by_seed: dict[int, dict], run: str) -> tuple[str, str]:
     if always:
         new = [k for k in always if k.split("/")[1] not in PAPER_ATTACKS]
         verdict = f"does not hold: under {100 * ROBUST:.0f}% on {', '.join(always)}"
-        verdict += f" ({len(new)} of them today's attacks)" if new else " (the paper's attacks only)"
+        verdict += f" ({len(new)} of them MI-, DI- or TI-FGSM)" if new else " (the paper's attacks only)"
         return verdict, evidence + (f" agree on those; {', '.join(sometimes)} within seed noise" if sometimes else
                                     (" agree" if len(seeds) > 1 else ""))  # fmt: skip
     if sometimes:
@@ -97,7 +97,7 @@ def section(folder: Path, profile: str) -> list[str]:
     header, rows = table_rows(by_seed)
     verdicts = [[DEFENDERS[run], *robustness_verdict(by_seed, run)] for run in FRONTIER_RUNS if run != "clean"]
     return [
-        "## Beyond the paper: adversarial training against today's transfer attacks", "",
+        "## Beyond the paper: adversarial training against stronger transfer attacks", "",
         f"`advlit reproduce --table frontier` (`configs/transfer_frontier.yaml`), seeds {sorted(by_seed)}. Each cell: "
         "window median in percent, mean ± std over the seeds, and in parentheses the attack minus its matched "
         "noise (negative: the attack transfers beyond what noise of its budget costs). Attacker E is an ensemble "

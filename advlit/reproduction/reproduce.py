@@ -18,7 +18,7 @@ from advlit.runtime.errors import ConfigError, MissingDataError
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
-FRONTIER = "frontier"  # beyond the paper: three defenders against today's transfer attacks (docs/study.md)
+FRONTIER = "frontier"  # beyond the paper: three defenders against stronger transfer attacks (docs/reproduction.md)
 FRONTIER_RUNS = {"clean": ("clean.yaml",), "fgsm_jsma_cw": ("fgsm_jsma_cw.yaml",),
                  "fgsm_jsma_cw_ensemble": ("fgsm_jsma_cw.yaml", "fgsm_jsma_cw_ensemble.yaml")}  # fmt: skip
 TABLES: list[int | str] = [2, 3, 4, 5, FRONTIER]
