@@ -9,8 +9,11 @@
 # Copy the finished runs into results/paper/ and commit them (docs/reproduction.md, "On a GPU machine").
 #
 # Needs what gpu_check.sh needs (.whl/, .mnist/ or MNIST_DIR; refused in one line otherwise). Knobs:
-# LIMIT (s, 540), PARALLEL (runs per table at once, 4), TABLES ("4 2"), RUNS (all), EXTRA (more flags).
+# LIMIT (s from the script's start, 540), PARALLEL (runs per table at once, 4), TABLES ("4 2"),
+# RUNS (all), EXTRA (more flags; split on spaces, never globbed). Exit status: 0 when every table
+# ended or ran out of time (summary.txt says which), 1 when a table failed, 2 when refused.
 set -uo pipefail
+start=$(date +%s)
 OUT=${OUT:-gpu_out}
 PY=${PY:-python3}
 LIMIT=${LIMIT:-540}
@@ -31,27 +34,46 @@ for metrics in Path("results/paper").glob("table*/*/metrics.json"):
         shutil.copy(metrics.parent / name, out / metrics.parent.relative_to("results/paper") / name)
 shutil.copy("results/paper/PROFILE", out / "PROFILE")
 PY
+[ $? = 0 ] || refuse "the committed runs do not copy into $OUT"
 $PY -m advlit networks seed results/paper/networks || refuse "the committed networks do not seed the cache"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 
-start=$(date +%s)
+read -ra runs <<< "${RUNS:-}"
+read -ra extra <<< "${EXTRA:-}"
+left=$(( LIMIT - ($(date +%s) - start) ))
+[ "$left" -gt 30 ] || refuse "LIMIT=$LIMIT s leaves no time after the set-up"
+declare -A pids
 for t in $TABLES; do
-  timeout -k 30 --signal=INT "$LIMIT" $PY -m advlit reproduce --table "$t" --profile paper \
-    --results "$OUT/results" --parallel "$PARALLEL" ${RUNS:+--runs $RUNS} --data.data_dir "$DATA" \
-    --data.download false --data.progress false --trainer.enable_progress_bar false ${EXTRA:-} \
+  timeout -k 10 --signal=INT "$left" $PY -m advlit reproduce --table "$t" --profile paper \
+    --results "$OUT/results" --parallel "$PARALLEL" ${runs[@]+--runs "${runs[@]}"} --data.data_dir "$DATA" \
+    --data.download false --data.progress false --trainer.enable_progress_bar false ${extra[@]+"${extra[@]}"} \
     > "$OUT/table$t.txt" 2>&1 &
+  pids[$t]=$!
 done
-wait
+failed=0
+declare -A rcs
+for t in $TABLES; do
+  wait "${pids[$t]}"; rcs[$t]=$?
+  case ${rcs[$t]} in 0|124|137) ;; *) failed=1 ;; esac
+done
 find "$OUT/results" -name checkpoints -type d -prune -exec rm -rf {} +
 {
   echo "gpu_paper: $(( $(date +%s) - start )) s (limit $LIMIT s), PARALLEL=$PARALLEL per table"
-  for t in 2 4; do
+  for t in $TABLES; do
+    case ${rcs[$t]} in
+      0) echo "table$t: ended (advlit reproduce exit status 0)" ;;
+      124|137) echo "table$t: stopped at the time limit (exit status ${rcs[$t]})" ;;
+      *) echo "table$t: FAILED (exit status ${rcs[$t]}; its output: table$t.txt)" ;;
+    esac
+    sent=0
     for run in "$OUT"/results/paper/table$t/*/; do
       [ -d "$run" ] || continue
       name=table$t/$(basename "$run")
       if [ -f "results/paper/$name/metrics.json" ]; then rm -rf "$run"  # finished before: not sent back
-      elif [ -f "$run/metrics.json" ]; then echo "$name: finished"
-      else echo "$name: unfinished (its output: table$t.txt, or $name.log with PARALLEL > 1)"; fi
+      elif [ -f "$run/metrics.json" ]; then echo "$name: finished"; sent=1
+      else echo "$name: unfinished (its output: table$t.txt, or $name.log with PARALLEL > 1)"; sent=1; fi
     done
+    [ "$sent" = 1 ] || echo "table$t: no run made in this call (none left, or it failed before one began)"
   done
 } | tee "$OUT/summary.txt"
+exit "$failed"

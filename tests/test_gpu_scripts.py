@@ -21,12 +21,16 @@ def test_gpu_paper_runs_what_remains_and_sends_back_only_the_runs_it_finished(tm
     proc = gpu_paper(tmp_path, mnist_dir, TABLES="4", RUNS="fgsm", PARALLEL="2", LIMIT="300")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     back = tmp_path / "out" / "results" / "paper"
-    assert "table4/fgsm: finished" in (tmp_path / "out" / "summary.txt").read_text()
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert "table4: ended" in summary and "table4/fgsm: finished" in summary
     assert (back / "table4" / "fgsm" / "metrics.json").is_file() and not list(back.rglob("*.ckpt"))
     assert not (back / "table4" / "clean").exists(), "a committed run is not sent back"
     assert '"device": "cpu"' in (back / "table4" / "fgsm" / "metrics.json").read_text()
-    gpu_paper(tmp_path / "again", mnist_dir, TABLES="4", RUNS="clean")  # its committed run, with other settings
+    again = gpu_paper(tmp_path / "again", mnist_dir, TABLES="4", RUNS="clean")  # its committed run, other settings
     assert "finished with other settings" in (tmp_path / "again" / "out" / "table4.txt").read_text()
+    assert again.returncode == 1, "a refused table fails the call"
+    summary = (tmp_path / "again" / "out" / "summary.txt").read_text()
+    assert "table4: FAILED" in summary and "table4: no run made in this call" in summary
 
 
 def test_gpu_paper_refuses_in_one_line_without_mnist(tmp_path):
