@@ -61,7 +61,7 @@ def machine_words(rec: dict) -> str:
     """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``unrecorded`` where it has none)."""
     machine = (rec.get("provenance") or {}).get("machine")
     if not machine:
-        return "unrecorded"
+        return "unrecorded (runs made before advlit recorded the machine)"
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
     return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{gpu}), "
             f"{rec.get('torch_threads', machine.get('torch_threads'))} thread(s), {rec.get('device')}")  # fmt: skip

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from advlit.reproduction.report_runs import load_runs
-from advlit.reproduction.report_seeds import seed_folders
+from advlit.reproduction.report_seeds import seed_evidence, seed_folders, spread
 from advlit.reproduction.report_tables import markdown
 from advlit.reproduction.reproduce import FRONTIER, FRONTIER_RUNS
 
@@ -39,13 +39,12 @@ def medians(by_seed: dict[int, dict], run: str, key: str) -> list[float]:
 
 
 def cell(values: list[float], noise: list[float]) -> str:
-    """``mean +- std (gap)`` in percent: the median over the seeds, and attack minus matched noise."""
+    """``mean +- std (n) [gap]`` in percent: each seed's window median, over the seeds, and in brackets
+    the mean of attack minus matched noise."""
     if not values:
         return "missing"
-    mean = 100 * statistics.mean(values)
-    spread = f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else ""
-    gap = f" ({mean - 100 * statistics.mean(noise):+.1f})" if len(noise) == len(values) else ""
-    return f"{mean:.1f}{spread}{gap}"
+    gap = f" [{100 * (statistics.mean(values) - statistics.mean(noise)):+.2f}]" if len(noise) == len(values) else ""
+    return spread(values) + gap
 
 
 def table_rows(by_seed: dict[int, dict]) -> tuple[list[str], list[list[str]]]:
@@ -67,26 +66,31 @@ def robustness_verdict(by_seed: dict[int, dict], run: str) -> tuple[str, str]:
     """``(verdict, evidence)`` of "``run`` stays >= 90% against every attack of every attacker".
 
     Holds where every seed has every set at or above the bar; does not hold where some set is under
-    it on every seed (named); within seed noise where seeds disagree; one seed: spread not measured.
+    it on every seed (named); not judged where a set was not scored on some seed (named); within seed
+    noise where seeds disagree.
     """
     attacks, attackers = attacks_and_attackers(by_seed)
     seeds = [s for s, runs in by_seed.items() if runs.get(run)]
     if not seeds:
         return "not run", "no run"
     keys = [f"{n}/{a}" for n in attackers for a in attacks]
-    under = {s: [k for k in keys if by_seed[s][run]["median"].get(k, 1.0) < ROBUST] for s in seeds}
+    scored = {s: by_seed[s][run]["median"] for s in seeds}
+    missing = [k for k in keys if any(k not in scored[s] for s in seeds)]
+    under = {s: [k for k in keys if k in scored[s] and scored[s][k] < ROBUST] for s in seeds}
     always = [k for k in keys if all(k in under[s] for s in seeds)]
     sometimes = sorted({k for s in seeds for k in under[s]} - set(always))
-    evidence = "1 seed: the seed spread is not measured" if len(seeds) == 1 else f"{len(seeds)} seeds"
     if always:
         new = [k for k in always if k.split("/")[1] not in PAPER_ATTACKS]
         verdict = f"does not hold: under {100 * ROBUST:.0f}% on {', '.join(always)}"
         verdict += f" ({len(new)} of them MI-, DI- or TI-FGSM)" if new else " (the paper's attacks only)"
-        return verdict, evidence + (f" agree on those; {', '.join(sometimes)} within seed noise" if sometimes else
-                                    (" agree" if len(seeds) > 1 else ""))  # fmt: skip
+        evidence = seed_evidence(len(seeds)) + (" on those" if len(seeds) > 1 and sometimes else "")
+        return verdict, evidence + (f"; {', '.join(sometimes)} within seed noise" if sometimes else "")
+    if missing:
+        return f"not judged: {', '.join(missing)} not scored on every seed", seed_evidence(len(seeds))
     if sometimes:
-        return f"within seed noise: {', '.join(sometimes)} under {100 * ROBUST:.0f}% on some seeds", evidence
-    return f"holds: every set at or above {100 * ROBUST:.0f}%", evidence + (" agree" if len(seeds) > 1 else "")
+        verdict = f"within seed noise: {', '.join(sometimes)} under {100 * ROBUST:.0f}% on some seeds"
+        return verdict, seed_evidence(len(seeds), agree=False)
+    return f"holds: every set at or above {100 * ROBUST:.0f}%", seed_evidence(len(seeds))
 
 
 def section(folder: Path, profile: str) -> list[str]:
@@ -99,7 +103,7 @@ def section(folder: Path, profile: str) -> list[str]:
     return [
         "## Beyond the paper: adversarial training against stronger transfer attacks", "",
         f"`advlit reproduce --table frontier` (`configs/transfer_frontier.yaml`), seeds {sorted(by_seed)}. Each cell: "
-        "window median in percent, mean ± std over the seeds, and in parentheses the attack minus its matched "
+        "window median in percent, mean ± std (n seeds), and in brackets the attack minus its matched "
         "noise (negative: the attack transfers beyond what noise of its budget costs). Attacker E is an ensemble "
         "that holds A's network and two more.", "",
         markdown(header, rows), "",

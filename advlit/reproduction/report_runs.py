@@ -35,8 +35,8 @@ def paper_numbers() -> dict[tuple, float]:
     return out
 
 
-def load_runs(results: Path, table: int, profile: str) -> dict[str, dict | None]:
-    """metrics.json of every run of a Table 2, 3 or 4 by run name; None where it is missing."""
+def load_runs(results: Path, table: int | str, profile: str) -> dict[str, dict | None]:
+    """metrics.json of every run of a Table 2, 3 or 4 (or of the frontier) by run name; None where it is missing."""
     runs = {}
     for run in grid(table, profile):
         path = run_folder(results, run) / "metrics.json"

@@ -97,6 +97,13 @@ def findings_rows(loaded_by_seed: dict[int, dict[int, dict]], findings) -> tuple
     return header, rows
 
 
+def seed_evidence(seeds: int, agree: bool = True) -> str:
+    """How strong a verdict over ``seeds`` seeds is: one seed, several that agree, or several that disagree."""
+    if seeds == 1:
+        return "1 seed: the seed spread is not measured at this profile"
+    return f"{seeds} seeds, all agree" if agree else f"{seeds} seeds disagree"
+
+
 def findings_with_evidence(loaded_by_seed: dict[int, dict[int, dict]], findings) -> list[tuple[str, str, str, str]]:
     """Each finding as ``(finding, verdict, evidence, numbers)``: the verdict holds only where every
     seed that ran it agrees; seeds that disagree make it ``within seed noise``; one seed is said to
@@ -109,10 +116,10 @@ def findings_with_evidence(loaded_by_seed: dict[int, dict[int, dict]], findings)
         if not verdicts:
             out.append((text, "not run", "no run", numbers))
         elif len(verdicts) == 1:
-            out.append((text, verdicts[0], "1 seed: the seed spread is not measured at this profile", numbers))
+            out.append((text, verdicts[0], seed_evidence(1), numbers))
         elif len(set(verdicts)) == 1:
-            out.append((text, verdicts[0], f"{len(verdicts)} seeds, all agree", numbers))
+            out.append((text, verdicts[0], seed_evidence(len(verdicts)), numbers))
         else:
             counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-            out.append((text, "within seed noise", f"{len(verdicts)} seeds disagree ({counts})", numbers))
+            out.append((text, "within seed noise", f"{seed_evidence(len(verdicts), False)} ({counts})", numbers))
     return out

@@ -81,7 +81,9 @@ def robustness_rows(runs: dict) -> tuple[list[str], list[list[str]]] | None:
         a for a in attack_sets(runs) if any(value(r, "median", a + EIGHT_BIT) is not None for r in runs.values())
     ]
     header = ["trained on", "worst case (black-box)"]
-    header += [f"white-box {a} (black-box {a} on the same images)" for a in whitebox]
+    masking = [(attacker_of(r), r.get("gradient_masking", {})) for r in runs.values() if r]
+    twins = {a for a in whitebox if any(f"{name}/{a}" in flags for name, flags in masking)}
+    header += [f"white-box {a}" + (f" (black-box {a} on the same images)" if a in twins else "") for a in whitebox]
     header += [f"{a} / 8-bit" for a in eight_bit] + ["masking flags"]
     rows = []
     for mix in MIXES:

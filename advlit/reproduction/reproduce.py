@@ -51,13 +51,17 @@ def seed_overrides(seed: int, run: "Run | None" = None) -> list[str]:
 
 def check_seed_flags(seeds: list[int], passthrough: list[str], runs: "list[Run]") -> None:
     """Refuse extra flags (or ``--config`` files) that override the reseeding: given after it, they
-    win, and every seed would be the same run. Checked on each kind of run's parsed config."""
+    win, and every seed would be the same run. Checked on each kind of run's parsed config; extra
+    source networks given to a run that is not reseeded as an ensemble-trained one are refused too."""
     if not any(seeds):
         return
     clash = set()
     for run in {r.extra_sources: r for r in runs}.values():
         config = parsed_config(tuple(fit_command(Path("results"), run, passthrough, seed=1)[4:]))
         clash |= {key for key, expected in seed_values(1, run).items() if lookup(config, key) != expected}
+        if not run.extra_sources and lookup(config, "data.extra_source_seeds"):
+            raise ConfigError(f"run {run.name} gets data.extra_source_seeds, which --seeds would not reseed; "
+                              "ensemble adversarial training is the frontier's fgsm_jsma_cw_ensemble run")  # fmt: skip
     if clash:
         raise ConfigError(f"--seeds sets {', '.join('--' + k for k in sorted(clash))} itself; leave them out")
 
