@@ -233,9 +233,12 @@ def test_stage_times_count_a_shared_cached_stage_once_and_training_per_run():
     made = {"defender_jsma_train_set_s": 900.0, "attacker_A_surrogate_s": None}
     own = {"defender_jsma_train_set_s": 0.5, "attacker_A_surrogate_s": 0.2, "training_s": 10.0}
     run = {"made_s": made, "timings_s": own}
-    (line,) = report_mod.timings({2: {"clean": run, "fgsm": run, "cw": None}})
+    line, blank, machines = report_mod.timings({2: {"clean": run, "fgsm": run, "cw": None}})
     assert "defender_jsma_train_set 900 s" in line, "made once, loaded by both runs: its making time, once"
-    assert "training 20 s" in line and "attacker_A_surrogate 0 s" in line, "no note: the runs' own times, summed"
+    assert "training and scoring (white-box included) 20 s" in line and "attacker_A_surrogate 0 s" in line, (
+        "no note: the runs' own times, summed"
+    )
+    assert machines.endswith("The runs were made on: unrecorded (runs made before advlit recorded the machine).")
 
 
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:
