@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -776,3 +777,31 @@ def test_the_plan_counts_a_shared_network_once_within_a_run_and_across_runs(monk
     monkeypatch.setattr(table_plan, "run_stages", stages)
     lines = table_plan.table_plan([("run 1", ["s1.pt"], None), ("run 2", ["s2.pt"], None)])
     assert lines[0] == "run 1: about 3.2 h" and lines[4] == "run 2: about 2.2 h", lines
+
+
+def kernels_run(folder: Path, kernels: str, device: str = "cpu") -> Path:
+    folder.mkdir(parents=True)
+    record = {"device": device, "provenance": {"machine": {"cpu_capability": kernels}}}
+    (folder / "metrics.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_reproduce_notes_finished_runs_made_with_other_cpu_kernels(tmp_path):
+    from advlit.reproduction.kernels import kernel_note
+
+    runs = [kernels_run(tmp_path / "clean", "AVX2"), kernels_run(tmp_path / "fgsm", "AVX512", "cuda"),
+            tmp_path / "jsma"]  # fmt: skip
+    note = kernel_note(runs, here="AVX512")
+    assert (
+        "used AVX2 CPU kernels and this machine uses AVX512" in note
+        and "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2" in note
+    )
+    assert kernel_note(runs, here="AVX2") is None, "same kernels (a GPU run's record is no CPU kernel)"
+    assert kernel_note([tmp_path / "jsma"], here="AVX512") is None, "nothing finished"
+
+
+def test_aten_cpu_capability_pins_torch_s_cpu_kernels():
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "DEFAULT", "the setting the note names moves torch off its own choice"

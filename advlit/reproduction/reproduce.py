@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from advlit.reproduction.kernels import kernel_note
 from advlit.reproduction.run_settings import differing_settings, lookup, parsed_config, run_config
 from advlit.runtime.checkpoints import newest_loadable
 from advlit.runtime.errors import ConfigError, MissingDataError
@@ -318,6 +319,8 @@ def reproduce(
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
         check_profile(results, profile)
+        if note := kernel_note([run_folder(results, run) for run in runs]):
+            print(f"advlit reproduce: {note}", file=sys.stderr, flush=True)
     start = time.perf_counter()
 
     def attempt(i: int, run: Run) -> str:
