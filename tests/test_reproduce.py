@@ -805,3 +805,15 @@ def test_aten_cpu_capability_pins_torch_s_cpu_kernels():
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "DEFAULT", "the setting the note names moves torch off its own choice"
+
+
+def test_a_run_records_the_settings_that_pin_its_cpu_kernels(monkeypatch):
+    from advlit.runtime.provenance import KERNEL_PINS, machine
+
+    for name in KERNEL_PINS:
+        monkeypatch.delenv(name, raising=False)
+    assert machine()["kernel_pins"] == {}
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert machine()["kernel_pins"] == {"DNNL_MAX_CPU_ISA": "AVX2"}
+    record = {"device": "cpu", "torch_threads": 1, "provenance": {"machine": {**machine(), "cpu": "X"}}}
+    assert report_mod.machine_words(record).startswith("X (") and " pinned" in report_mod.machine_words(record)

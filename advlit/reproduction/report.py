@@ -63,7 +63,8 @@ def machine_words(rec: dict) -> str:
     if not machine:
         return "unrecorded (runs made before advlit recorded the machine)"
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
-    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{gpu}), "
+    pinned = " pinned" if machine.get("kernel_pins") else ""
+    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{pinned}{gpu}), "
             f"{rec.get('torch_threads', machine.get('torch_threads'))} thread(s), {rec.get('device')}")  # fmt: skip
 
 

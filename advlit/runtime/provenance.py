@@ -29,15 +29,22 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+# Settings that pin the CPU kernels of torch (ATen), oneDNN and MKL below what the CPU offers
+# (docs/reproduction.md, "Networks that outlive a machine")
+KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+
+
 def machine() -> dict:
     """The hardware a figure comes from: CPU model, cores this process may use, torch's threads, the
-    CPU's vector extensions torch uses, and the GPU (None without one)."""
+    CPU's vector extensions torch uses, the settings that pin them (``kernel_pins``) and the GPU
+    (None without one)."""
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    pins = {name: os.environ[name] for name in KERNEL_PINS if os.environ.get(name)}
     return {"cpu": cpu_model(), "cores": cores, "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": gpu}  # fmt: skip
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "kernel_pins": pins, "gpu": gpu}  # fmt: skip
 
 
 def provenance() -> dict:
