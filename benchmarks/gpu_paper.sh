@@ -54,6 +54,10 @@ failed=0
 declare -A rcs
 for t in $TABLES; do
   wait "${pids[$t]}"; rcs[$t]=$?
+  # 124/137 is the time limit only when the limit has passed (137 before it: killed, e.g. out of memory)
+  case ${rcs[$t]} in
+    124|137) [ $(( $(date +%s) - start )) -ge $(( LIMIT - 2 )) ] || rcs[$t]="${rcs[$t]} before the time limit" ;;
+  esac
   case ${rcs[$t]} in 0|124|137) ;; *) failed=1 ;; esac
 done
 find "$OUT/results" -name checkpoints -type d -prune -exec rm -rf {} +
@@ -65,6 +69,8 @@ find "$OUT/results" -name checkpoints -type d -prune -exec rm -rf {} +
       124|137) echo "table$t: stopped at the time limit (exit status ${rcs[$t]})" ;;
       *) echo "table$t: FAILED (exit status ${rcs[$t]}; its output: table$t.txt)" ;;
     esac
+    # every run that failed, those cut short by the time limit included (they end with an interrupt)
+    grep -h ": FAILED" "$OUT/table$t.txt" | sed "s/^/table$t: /"
     sent=0
     for run in "$OUT"/results/paper/table$t/*/; do
       [ -d "$run" ] || continue

@@ -750,7 +750,9 @@ def test_the_frontier_report_gives_each_defender_s_verdict_with_its_evidence(tmp
         fake_frontier(sub / "frontier" / "fgsm_jsma_cw", 0.95, {"A/jsma": 0.85} if seed == 0 else {})
         fake_frontier(sub / "frontier" / "fgsm_jsma_cw_ensemble", 0.93, {"E/di_fgsm": 0.80 + 0.05 * seed})
     text = report_mod.report(tmp_path, "quick", tmp_path / "out", ["frontier"]).read_text()
-    assert "| undefended | A | 99.00 ± 0.00 (n=2) | 35.00 ± 7.07 (n=2) [-60.00] |" in text, "over seeds, gap to noise"
+    assert "| undefended | A | 99.00 ± 0.00 (n=2) | 35.00 ± 7.07 (n=2) (gap -60.00) |" in text, (
+        "over seeds, gap to noise"
+    )
     assert "| defender | attacker | clean | FGSM | JSMA | C&W | MI-FGSM | DI-FGSM | TI-FGSM |" in text
     assert "| FGSM+JSMA+C&W | within seed noise: A/jsma under 90% on some seeds | 2 seeds disagree |" in text
     assert ("| FGSM+JSMA+C&W, ensemble adversarial training | does not hold: under 90% on E/di_fgsm (1 of them "
@@ -779,9 +781,9 @@ def test_the_plan_counts_a_shared_network_once_within_a_run_and_across_runs(monk
     assert lines[0] == "run 1: about 3.2 h" and lines[4] == "run 2: about 2.2 h", lines
 
 
-def kernels_run(folder: Path, kernels: str, device: str = "cpu") -> Path:
+def kernels_run(folder: Path, kernels: str, device: str = "cpu", pins: dict | None = None) -> Path:
     folder.mkdir(parents=True)
-    record = {"device": device, "provenance": {"machine": {"cpu_capability": kernels}}}
+    record = {"device": device, "provenance": {"machine": {"cpu_capability": kernels, "kernel_pins": pins or {}}}}
     (folder / "metrics.json").write_text(json.dumps(record))
     return folder
 
@@ -789,22 +791,40 @@ def kernels_run(folder: Path, kernels: str, device: str = "cpu") -> Path:
 def test_reproduce_notes_finished_runs_made_with_other_cpu_kernels(tmp_path):
     from advlit.reproduction.kernels import kernel_note
 
+    avx512 = {"cpu_capability": "AVX512", "kernel_pins": {}}
     runs = [kernels_run(tmp_path / "clean", "AVX2"), kernels_run(tmp_path / "fgsm", "AVX512", "cuda"),
             tmp_path / "jsma"]  # fmt: skip
-    note = kernel_note(runs, here="AVX512")
-    assert (
-        "used AVX2 CPU kernels and this machine uses AVX512" in note
-        and "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2" in note
-    )
-    assert kernel_note(runs, here="AVX2") is None, "same kernels (a GPU run's record is no CPU kernel)"
-    assert kernel_note([tmp_path / "jsma"], here="AVX512") is None, "nothing finished"
+    note = kernel_note(runs, here=avx512)
+    assert "used AVX2 CPU kernels and this machine uses AVX512" in note
+    assert "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2" in note, "the pins that make AVX2's sets here"
+    assert kernel_note(runs, here={"cpu_capability": "AVX2"}) is None, "same kernels (a GPU run's are no CPU's)"
+    assert kernel_note([tmp_path / "jsma"], here=avx512) is None, "nothing finished"
+    aten_only = {"cpu_capability": "AVX2", "kernel_pins": {"ATEN_CPU_CAPABILITY": "avx2"}}
+    note = kernel_note(runs, here=aten_only)
+    assert "this machine uses AVX2 (ATen pinned alone)" in note, "oneDNN's and MKL's kernels still differ"
+    wide = [kernels_run(tmp_path / "cw", "AVX512")]
+    note = kernel_note(wide, here={"cpu_capability": "AVX2"})
+    assert "a machine with AVX512 kernels makes theirs" in note and "ATEN_CPU_CAPABILITY" not in note
 
 
-def test_aten_cpu_capability_pins_torch_s_cpu_kernels():
+def test_reproduce_reads_the_kernels_of_the_whole_table_not_only_the_runs_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    monkeypatch.setattr("advlit.runtime.provenance.machine", lambda: {"cpu_capability": "AVX512"})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    made_by(tmp_path / "quick", grid(2, "quick")[0], [])  # Clean, finished
+    clean = json.loads((run_folder(tmp_path / "quick", grid(2, "quick")[0]) / "metrics.json").read_text())
+    clean |= {"device": "cpu", "provenance": {"machine": {"cpu_capability": "AVX2"}}}
+    (run_folder(tmp_path / "quick", grid(2, "quick")[0]) / "metrics.json").write_text(json.dumps(clean))
+    reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["fgsm"])
+    assert "the finished runs here used AVX2 CPU kernels" in capsys.readouterr().err
+
+
+def test_torch_honours_aten_cpu_capability_the_setting_the_note_names():
+    """An assumption about torch, checked: advlit's note is only as good as this setting."""
     code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "DEFAULT", "the setting the note names moves torch off its own choice"
+    assert out.stdout.strip() == "DEFAULT"
 
 
 def test_a_run_records_the_settings_that_pin_its_cpu_kernels(monkeypatch):

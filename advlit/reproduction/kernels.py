@@ -14,36 +14,55 @@ from pathlib import Path
 # The settings that make a machine with wider vector units use a narrower machine's kernels
 # (measured for AVX2 on an AVX-512 AMD EPYC: the sets bit for bit; docs/reproduction.md).
 PINS = {"AVX2": "ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 MKL_CBWR=AVX2"}
+WIDTH = {"DEFAULT": 0, "AVX2": 1, "AVX512": 2}  # x86 kernels, narrowest first
+ATEN_ONLY = " (ATen pinned alone)"
+
+
+def kernels_of(machine: dict) -> str:
+    """A machine record's kernels: ATen's choice, marked where ATen alone was pinned (oneDNN and MKL
+    then keep the CPU's widest kernels, and C&W's sets still differ)."""
+    pins = machine.get("kernel_pins") or {}
+    partial = "ATEN_CPU_CAPABILITY" in pins and "DNNL_MAX_CPU_ISA" not in pins
+    return str(machine.get("cpu_capability")) + (ATEN_ONLY if partial else "")
 
 
 def finished_kernels(folders: list[Path]) -> set[str]:
-    """The CPU kernels (``AVX2``, ``AVX512``, ...) the finished CPU runs in ``folders`` record."""
+    """The kernels (:func:`kernels_of`) the finished CPU runs in ``folders`` record."""
     found = set()
     for folder in folders:
         try:
             record = json.loads((folder / "metrics.json").read_text())
         except (OSError, ValueError):
             continue
-        kernels = ((record.get("provenance") or {}).get("machine") or {}).get("cpu_capability")
-        if record.get("device") == "cpu" and kernels:
-            found.add(kernels)
+        machine = (record.get("provenance") or {}).get("machine") or {}
+        if record.get("device") == "cpu" and machine.get("cpu_capability"):
+            found.add(kernels_of(machine))
     return found
 
 
-def kernel_note(folders: list[Path], here: str | None = None) -> str | None:
-    """One line when this machine's CPU kernels (``here``; torch's choice by default) differ from
-    the finished runs', naming the setting that pins them; None when they agree or nothing is finished."""
-    import torch
+def advice(theirs: str, here: str) -> str:
+    """How to make this machine use ``theirs``: the pins where they are narrower and known, else another machine."""
+    if theirs in PINS and WIDTH.get(theirs, 99) < WIDTH.get(here.removesuffix(ATEN_ONLY), -1):
+        return f"{PINS[theirs]} uses theirs"
+    return f"a machine with {theirs} kernels makes theirs (pins cannot widen kernels)"
+
+
+def kernel_note(folders: list[Path], here: dict | None = None) -> str | None:
+    """One line when this machine's CPU kernels (``here``: a :func:`~advlit.runtime.provenance.machine`
+    record; this process's by default) differ from the finished runs', with how to match them; None
+    when they agree, nothing is finished, or the runs go to a GPU here."""
+    from advlit.runtime.provenance import machine
 
     if here is None:
+        import torch
+
         if torch.cuda.is_available():  # GPU runs make their own sets; nothing on the CPU pins them
             return None
-        here = torch.backends.cpu.get_cpu_capability()
-    theirs = finished_kernels(folders) - {here}
+        here = machine()
+    mine = kernels_of(here)
+    theirs = sorted(finished_kernels(folders) - {mine})
     if not theirs:
         return None
-    pinned = " or ".join(
-        PINS.get(k, f"ATEN_CPU_CAPABILITY={k.lower()} with oneDNN's and MKL's kernels") for k in sorted(theirs)
-    )
-    return (f"note: the finished runs here used {', '.join(sorted(theirs))} CPU kernels and this machine uses {here}: "
-            f"its adversarial sets will differ from theirs in float rounding; {pinned} uses theirs")  # fmt: skip
+    return (f"note: the finished runs here used {', '.join(theirs)} CPU kernels and this machine uses {mine}: "
+            f"its adversarial sets will differ from theirs in float rounding; "
+            + "; ".join(advice(k, mine) for k in theirs))  # fmt: skip

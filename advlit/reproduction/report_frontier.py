@@ -39,11 +39,11 @@ def medians(by_seed: dict[int, dict], run: str, key: str) -> list[float]:
 
 
 def cell(values: list[float], noise: list[float]) -> str:
-    """``mean +- std (n) [gap]`` in percent: each seed's window median, over the seeds, and in brackets
-    the mean of attack minus matched noise."""
+    """``mean +- std (n) (gap g)`` in percent: each seed's window median, over the seeds, and the mean
+    of attack minus matched noise."""
     if not values:
         return "missing"
-    gap = f" [{100 * (statistics.mean(values) - statistics.mean(noise)):+.2f}]" if len(noise) == len(values) else ""
+    gap = f" (gap {100 * (statistics.mean(values) - statistics.mean(noise)):+.2f})" if len(noise) == len(values) else ""
     return spread(values) + gap
 
 
@@ -103,7 +103,7 @@ def section(folder: Path, profile: str) -> list[str]:
     return [
         "## Beyond the paper: adversarial training against stronger transfer attacks", "",
         f"`advlit reproduce --table frontier` (`configs/transfer_frontier.yaml`), seeds {sorted(by_seed)}. Each cell: "
-        "window median in percent, mean ± std (n seeds), and in brackets the attack minus its matched "
+        "window median in percent, mean ± std (n seeds), and the gap: the attack minus its matched "
         "noise (negative: the attack transfers beyond what noise of its budget costs). Attacker E is an ensemble "
         "that holds A's network and two more.", "",
         markdown(header, rows), "",

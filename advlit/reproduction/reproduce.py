@@ -319,7 +319,7 @@ def reproduce(
     if not dry_run:
         check_profile(profile_folder, profile)  # the report finds the profile here, seed 0 run or not
         check_profile(results, profile)
-        if note := kernel_note([run_folder(results, run) for run in runs]):
+        if note := kernel_note([run_folder(results, run) for run in grid(table, profile)]):  # the whole table
             print(f"advlit reproduce: {note}", file=sys.stderr, flush=True)
     start = time.perf_counter()
 

@@ -101,7 +101,8 @@ def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
             if not stage.key:  # the run's own network: what is left of its epochs
                 stage = Stage(stage.name + (f", {done} done" if done else ""), False,
                               stage.seconds * (epochs - done) / max(epochs, 1))  # fmt: skip
-            seen.add(stage.key)  # a network in two places of one run (A's, in ensemble E) is made once
+            if stage.key:  # a network in two places of one run (A's, in ensemble E) is made once
+                seen.add(stage.key)
             todo.append(stage)
         run_total = sum(s.seconds for s in todo)
         total += run_total
