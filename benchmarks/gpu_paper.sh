@@ -19,23 +19,24 @@ PY=${PY:-python3}
 LIMIT=${LIMIT:-540}
 PARALLEL=${PARALLEL:-4}
 TABLES=${TABLES:-4 2}
+COMMITTED=${COMMITTED:-results/paper}  # the committed runs and networks (a knob for the tests)
 mkdir -p "$OUT/results"
 source benchmarks/gpu_env.sh
 
 # The finished runs travel with the tree (git): their metrics.json and config.yaml make advlit reproduce
 # skip them (after checking their settings); nothing of the unfinished ones is taken.
-$PY - "$OUT/results/paper" <<'PY'
+$PY - "$OUT/results/paper" "$COMMITTED" <<'PY'
 import shutil, sys
 from pathlib import Path
-out = Path(sys.argv[1])
-for metrics in Path("results/paper").glob("table*/*/metrics.json"):
-    (out / metrics.parent.relative_to("results/paper")).mkdir(parents=True, exist_ok=True)
+out, committed = Path(sys.argv[1]), Path(sys.argv[2])
+for metrics in committed.glob("table*/*/metrics.json"):
+    (out / metrics.parent.relative_to(committed)).mkdir(parents=True, exist_ok=True)
     for name in ("metrics.json", "config.yaml"):
-        shutil.copy(metrics.parent / name, out / metrics.parent.relative_to("results/paper") / name)
-shutil.copy("results/paper/PROFILE", out / "PROFILE")
+        shutil.copy(metrics.parent / name, out / metrics.parent.relative_to(committed) / name)
+shutil.copy(committed / "PROFILE", out / "PROFILE")
 PY
 [ $? = 0 ] || refuse "the committed runs do not copy into $OUT"
-$PY -m advlit networks seed results/paper/networks || refuse "the committed networks do not seed the cache"
+$PY -m advlit networks seed "$COMMITTED/networks" || refuse "the committed networks do not seed the cache"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 
 read -ra runs <<< "${RUNS:-}"
@@ -75,7 +76,7 @@ find "$OUT/results" -name checkpoints -type d -prune -exec rm -rf {} +
     for run in "$OUT"/results/paper/table$t/*/; do
       [ -d "$run" ] || continue
       name=table$t/$(basename "$run")
-      if [ -f "results/paper/$name/metrics.json" ]; then rm -rf "$run"  # finished before: not sent back
+      if [ -f "$COMMITTED/$name/metrics.json" ]; then rm -rf "$run"  # finished before: not sent back
       elif [ -f "$run/metrics.json" ]; then echo "$name: finished"; sent=1
       else echo "$name: unfinished (its output: table$t.txt, or $name.log with PARALLEL > 1)"; sent=1; fi
     done

@@ -1,6 +1,7 @@
 """The prepared GPU calls' logic, tried on the CPU (ALLOW_CPU=1) with the smoke overlay on the fixture data."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,18 @@ def gpu_paper(tmp_path: Path, mnist_dir: Path, **knobs: str) -> subprocess.Compl
     return subprocess.run(["bash", "benchmarks/gpu_paper.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
+def committed(tmp_path: Path) -> Path:
+    """The committed networks and Table 4 Clean alone, as if no other run were committed yet."""
+    folder = tmp_path / "committed"
+    shutil.copytree(ROOT / "results" / "paper" / "networks", folder / "networks")
+    shutil.copytree(ROOT / "results" / "paper" / "table4" / "clean", folder / "table4" / "clean")
+    shutil.copy(ROOT / "results" / "paper" / "PROFILE", folder / "PROFILE")
+    return folder
+
+
 def test_gpu_paper_runs_what_remains_and_sends_back_only_the_runs_it_finished(tmp_path, mnist_dir):
-    proc = gpu_paper(tmp_path, mnist_dir, TABLES="4", RUNS="fgsm", PARALLEL="2", LIMIT="300")
+    folder = committed(tmp_path)
+    proc = gpu_paper(tmp_path, mnist_dir, TABLES="4", RUNS="fgsm", PARALLEL="2", LIMIT="300", COMMITTED=str(folder))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     back = tmp_path / "out" / "results" / "paper"
     summary = (tmp_path / "out" / "summary.txt").read_text()
@@ -26,7 +37,7 @@ def test_gpu_paper_runs_what_remains_and_sends_back_only_the_runs_it_finished(tm
     assert (back / "table4" / "fgsm" / "metrics.json").is_file() and not list(back.rglob("*.ckpt"))
     assert not (back / "table4" / "clean").exists(), "a committed run is not sent back"
     assert '"device": "cpu"' in (back / "table4" / "fgsm" / "metrics.json").read_text()
-    again = gpu_paper(tmp_path / "again", mnist_dir, TABLES="4", RUNS="clean")  # its committed run, other settings
+    again = gpu_paper(tmp_path / "again", mnist_dir, TABLES="4", RUNS="clean", COMMITTED=str(folder))  # other settings
     assert "finished with other settings" in (tmp_path / "again" / "out" / "table4.txt").read_text()
     assert again.returncode == 1, "a refused table fails the call"
     summary = (tmp_path / "again" / "out" / "summary.txt").read_text()
