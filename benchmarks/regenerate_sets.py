@@ -5,10 +5,14 @@ it makes the paper profile's attacks (FGSM, JSMA, C&W in the efficient setting) 
 MNIST test images and hashes each image. ``--record FILE`` writes the per-image hashes with the
 machine they were made on; ``--compare FILE`` makes them again here and prints, per attacker and
 attack, the share of images that differ from the record (0: bit for bit the same sets). Printed,
-never asserted.
+never asserted. ``--compare FILE --cache DIR`` makes nothing: it hashes the first images of the
+test sets that ``advlit fit`` already made in the cache DIR on the kept networks (found by their cache
+keys, as the runs find them), so a machine that ran the tables checks its sets at no cost.
 
     python benchmarks/regenerate_sets.py --data_dir ../shared/data --record results/paper/networks/set_hashes.json
     python benchmarks/regenerate_sets.py --data_dir ../shared/data --compare results/paper/networks/set_hashes.json
+    python benchmarks/regenerate_sets.py --data_dir ../shared/data --compare results/paper/networks/set_hashes.json \
+        --cache "$ADVLIT_CACHE"
 """
 
 import argparse
@@ -22,6 +26,8 @@ import torch
 from advlit.attacks import build_attack, run_attack
 from advlit.data import load_mnist
 from advlit.runtime.provenance import machine
+from advlit.study.adversarial_sets import WEIGHTS, set_path
+from advlit.study.cache import tensor_digest
 from advlit.study.stored_networks import read_manifest
 from advlit.study.surrogate import cached_network
 
@@ -60,6 +66,28 @@ def make(folder: Path, data_dir: str, images: int) -> dict[str, list[str]]:
     return out
 
 
+def from_cache(folder: Path, data_dir: str, images: int, cache_dir: str) -> dict[str, list[str]]:
+    """The hashes of the first ``images`` images of the cached test sets made on ``folder``'s attackers
+    (a set not in the cache is left out)."""
+    x, y = load_mnist(data_dir, train=False)
+    digest = tensor_digest(x, y)
+    out = {}
+    for name, entry in sorted(read_manifest(folder).items()):
+        if entry["spec"]["role"] != "attacker":
+            continue
+        for attack, params in PAPER_ATTACKS.items():
+            _, path = set_path(entry["key"], attack, build_attack(attack, **params), "test", digest, cache_dir)
+            if not path.is_file():
+                print(f"{name} {attack}: not in the cache ({path.name})", flush=True)
+                continue
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if stored["meta"].get(WEIGHTS) != entry["weights"]:
+                print(f"{name} {attack}: cached set made on other weights, left out", flush=True)
+                continue
+            out[f"{name}/{attack}"] = image_hashes(stored["tensors"]["x_adv"][:images])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)  # fmt: skip
@@ -69,15 +97,24 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--record", type=Path)
     group.add_argument("--compare", type=Path)
+    parser.add_argument("--cache", help="with --compare: hash the sets already in this cache, make nothing")
     args = parser.parse_args()
+    if args.cache and not args.compare:
+        parser.error("--cache goes with --compare")
     torch.set_num_threads(1)
     if args.compare:
         recorded = json.loads(args.compare.read_text())
         images = len(next(iter(recorded["hashes"].values())))
-        now = make(args.networks, args.data_dir, images)
+        if args.cache:
+            now = from_cache(args.networks, args.data_dir, images, args.cache)
+        else:
+            now = make(args.networks, args.data_dir, images)
         print(f"recorded on {recorded['machine']}; here {machine()}")
         for key, hashes in sorted(recorded["hashes"].items()):
-            differ = sum(a != b for a, b in zip(hashes, now.get(key, []), strict=False))
+            if key not in now:
+                print(f"{key}: not compared")
+                continue
+            differ = sum(a != b for a, b in zip(hashes, now[key], strict=True))
             print(f"{key}: {differ}/{len(hashes)} images differ ({100 * differ / len(hashes):.1f}%)")
         return
     hashes = make(args.networks, args.data_dir, args.images)

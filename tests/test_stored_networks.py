@@ -62,3 +62,42 @@ def test_networks_command_is_one_line_on_a_bad_folder(tmp_path, capsys):
     assert run_cli("networks", "seed", str(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "holds no networks.json" in err
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_regenerate_sets_reads_the_sets_the_runs_cached_on_the_kept_networks(tmp_path, mnist_dir):
+    from advlit.attacks import build_attack, run_attack
+    from advlit.data import load_mnist
+    from advlit.study import adversarial_sets
+    from advlit.study.cache import tensor_digest
+
+    regen = load_benchmark("regenerate_sets")
+    a, a_weights = cache_file(tmp_path / "old", 2, "aaaa")
+    kept = tmp_path / "kept"
+    stored_networks.add([a], kept)
+    net = cached_network(kept / a.name)
+    x, y = load_mnist(mnist_dir, train=False)
+    cache = str(tmp_path / "cache")
+    fgsm = build_attack("fgsm", **regen.PAPER_ATTACKS["fgsm"])
+    adversarial_sets.load_or_make(
+        net, "aaaa", "fgsm", fgsm, "test", x, y, tensor_digest(x, y), cache, None, False, a_weights
+    )
+    found = regen.from_cache(kept, str(mnist_dir), 4, cache)
+    assert list(found) == [f"{a.name}/fgsm"], "only the set in the cache; JSMA and C&W were never made"
+    expected = regen.image_hashes(run_attack(fgsm, net, x[:4], y[:4], batch_size=100, progress=False))
+    assert found[f"{a.name}/fgsm"] == expected
+    other = cache_file(tmp_path / "other", 9, "bbbb")[0]  # a set made on other weights under the same key
+    adversarial_sets.load_or_make(cached_network(other), "aaaa", "fgsm", fgsm, "test", x, y, tensor_digest(x, y),
+                                  str(tmp_path / "cache2"), None, False)  # fmt: skip
+    assert regen.from_cache(kept, str(mnist_dir), 4, str(tmp_path / "cache2")) == {}
