@@ -837,3 +837,16 @@ def test_a_run_records_the_settings_that_pin_its_cpu_kernels(monkeypatch):
     assert machine()["kernel_pins"] == {"DNNL_MAX_CPU_ISA": "AVX2"}
     record = {"device": "cpu", "torch_threads": 1, "provenance": {"machine": {**machine(), "cpu": "X"}}}
     assert report_mod.machine_words(record).startswith("X (") and " pinned" in report_mod.machine_words(record)
+
+
+def test_one_diagonal_cell_under_95_decides_finding_b_before_the_other_rows_run():
+    from advlit.reproduction.report_findings import findings
+
+    def run(fgsm: float) -> dict:
+        return {"median": {"clean": 0.99, "A/fgsm": fgsm}, "defender": {"augment": True},
+                "attackers": {"A": {"spec": {"augment": True}}}}  # fmt: skip
+
+    b = lambda t2: next(f for f in findings({2: t2}) if f[0].startswith("(b)"))  # noqa: E731
+    assert b({"fgsm": run(0.80)})[1] == "not reproduced (jsma, cw rows not run)"
+    assert b({"fgsm": run(0.97)})[1] == "not run", "every cell so far passes: the others decide"
+    assert b({})[1:] == ("not run", "")
