@@ -27,7 +27,7 @@ from advlit.attacks import build_attack, run_attack
 from advlit.data import load_mnist
 from advlit.runtime.provenance import machine
 from advlit.study.adversarial_sets import WEIGHTS, set_path
-from advlit.study.cache import tensor_digest
+from advlit.study.cache import cache_root, tensor_digest
 from advlit.study.stored_networks import read_manifest
 from advlit.study.surrogate import cached_network
 
@@ -68,7 +68,8 @@ def make(folder: Path, data_dir: str, images: int) -> dict[str, list[str]]:
 
 def from_cache(folder: Path, data_dir: str, images: int, cache_dir: str) -> dict[str, list[str]]:
     """The hashes of the first ``images`` images of the cached test sets made on ``folder``'s attackers
-    (a set not in the cache is left out)."""
+    from the whole test split, as the paper profile makes them (a set not in the cache, made on other
+    weights or failing its stored digest is left out, with a line)."""
     x, y = load_mnist(data_dir, train=False)
     digest = tensor_digest(x, y)
     out = {}
@@ -81,8 +82,13 @@ def from_cache(folder: Path, data_dir: str, images: int, cache_dir: str) -> dict
                 print(f"{name} {attack}: not in the cache ({path.name})", flush=True)
                 continue
             stored = torch.load(path, map_location="cpu", weights_only=True)
-            if stored["meta"].get(WEIGHTS) != entry["weights"]:
-                print(f"{name} {attack}: cached set made on other weights, left out", flush=True)
+            made_on = stored["meta"].get(WEIGHTS)
+            if made_on != entry["weights"]:
+                why = "records no weights digest" if made_on is None else "was made on other weights"
+                print(f"{name} {attack}: the cached set {why}, left out", flush=True)
+                continue
+            if stored["digest"] != tensor_digest(*stored["tensors"].values()):
+                print(f"{name} {attack}: the cached set fails its stored digest, left out", flush=True)
                 continue
             out[f"{name}/{attack}"] = image_hashes(stored["tensors"]["x_adv"][:images])
     return out
@@ -97,16 +103,17 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--record", type=Path)
     group.add_argument("--compare", type=Path)
-    parser.add_argument("--cache", help="with --compare: hash the sets already in this cache, make nothing")
+    parser.add_argument("--cache", help="with --compare: hash the sets already in this cache (empty: advlit's "
+                        "default cache), make nothing")  # fmt: skip
     args = parser.parse_args()
-    if args.cache and not args.compare:
+    if args.cache is not None and not args.compare:
         parser.error("--cache goes with --compare")
     torch.set_num_threads(1)
     if args.compare:
         recorded = json.loads(args.compare.read_text())
         images = len(next(iter(recorded["hashes"].values())))
-        if args.cache:
-            now = from_cache(args.networks, args.data_dir, images, args.cache)
+        if args.cache is not None:
+            now = from_cache(args.networks, args.data_dir, images, str(cache_root(args.cache or None)))
         else:
             now = make(args.networks, args.data_dir, images)
         print(f"recorded on {recorded['machine']}; here {machine()}")

@@ -847,6 +847,12 @@ def test_one_diagonal_cell_under_95_decides_finding_b_before_the_other_rows_run(
                 "attackers": {"A": {"spec": {"augment": True}}}}  # fmt: skip
 
     b = lambda t2: next(f for f in findings({2: t2}) if f[0].startswith("(b)"))  # noqa: E731
-    assert b({"fgsm": run(0.80)})[1] == "not reproduced (jsma, cw rows not run)"
+    assert b({"fgsm": run(0.80)})[1:] == ("not reproduced", "fgsm-trained on fgsm 80.0% (jsma, cw rows not run)")
     assert b({"fgsm": run(0.97)})[1] == "not run", "every cell so far passes: the others decide"
     assert b({})[1:] == ("not run", "")
+    full = {"fgsm": run(0.80), "jsma": run(0.99), "cw": run(0.99)}
+    for name in ("jsma", "cw"):
+        full[name]["A/" + name] = full[name]["median"].pop("A/fgsm")
+    by_seed = {0: {2: {"fgsm": run(0.80)}}, 1: {2: full}}
+    (b_of_seeds,) = [f for f in report_seeds.findings_with_evidence(by_seed, findings) if "(b)" in f[0]]
+    assert b_of_seeds[1:3] == ("not reproduced", "2 seeds, all agree"), "one seed with fewer rows still agrees"

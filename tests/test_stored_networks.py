@@ -97,6 +97,11 @@ def test_regenerate_sets_reads_the_sets_the_runs_cached_on_the_kept_networks(tmp
     assert list(found) == [f"{a.name}/fgsm"], "only the set in the cache; JSMA and C&W were never made"
     expected = regen.image_hashes(run_attack(fgsm, net, x[:4], y[:4], batch_size=100, progress=False))
     assert found[f"{a.name}/fgsm"] == expected
+    (path,) = (tmp_path / "cache" / "adversarial").glob("test-fgsm-*.pt")
+    stored = torch.load(path, weights_only=True)
+    stored["tensors"]["x_adv"][0] += 0.5  # a changed image under the old digest
+    torch.save(stored, path)
+    assert regen.from_cache(kept, str(mnist_dir), 4, cache) == {}, "a set failing its digest is left out"
     other = cache_file(tmp_path / "other", 9, "bbbb")[0]  # a set made on other weights under the same key
     adversarial_sets.load_or_make(cached_network(other), "aaaa", "fgsm", fgsm, "test", x, y, tensor_digest(x, y),
                                   str(tmp_path / "cache2"), None, False)  # fmt: skip
