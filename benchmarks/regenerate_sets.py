@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,8 +27,8 @@ import torch
 from advlit.attacks import build_attack, run_attack
 from advlit.data import load_mnist
 from advlit.runtime.provenance import machine
-from advlit.study.adversarial_sets import WEIGHTS, set_path
-from advlit.study.cache import cache_root, tensor_digest
+from advlit.study.adversarial_sets import set_meta, set_path
+from advlit.study.cache import cache_root, load_tensors, tensor_digest
 from advlit.study.stored_networks import read_manifest
 from advlit.study.surrogate import cached_network
 
@@ -68,8 +69,10 @@ def make(folder: Path, data_dir: str, images: int) -> dict[str, list[str]]:
 
 def from_cache(folder: Path, data_dir: str, images: int, cache_dir: str) -> dict[str, list[str]]:
     """The hashes of the first ``images`` images of the cached test sets made on ``folder``'s attackers
-    from the whole test split, as the paper profile makes them (a set not in the cache, made on other
-    weights or failing its stored digest is left out, with a line)."""
+    from the whole test split, as the paper profile makes them. A set is read as the runs read it (its
+    path and metadata from :mod:`advlit.study.adversarial_sets`, checked by ``load_tensors``), but
+    strictly: a set recording no weights digest is left out too, as is one not in the cache, made
+    on other weights or settings, or failing its stored digest, each with a line."""
     x, y = load_mnist(data_dir, train=False)
     digest = tensor_digest(x, y)
     out = {}
@@ -77,20 +80,19 @@ def from_cache(folder: Path, data_dir: str, images: int, cache_dir: str) -> dict
         if entry["spec"]["role"] != "attacker":
             continue
         for attack, params in PAPER_ATTACKS.items():
-            _, path = set_path(entry["key"], attack, build_attack(attack, **params), "test", digest, cache_dir)
+            built = build_attack(attack, **params)
+            key, path = set_path(entry["key"], attack, built, "test", digest, cache_dir)
             if not path.is_file():
                 print(f"{name} {attack}: not in the cache ({path.name})", flush=True)
                 continue
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            made_on = stored["meta"].get(WEIGHTS)
-            if made_on != entry["weights"]:
-                why = "records no weights digest" if made_on is None else "was made on other weights"
-                print(f"{name} {attack}: the cached set {why}, left out", flush=True)
+            with warnings.catch_warnings():  # its "regenerating" warning: this script makes nothing
+                warnings.simplefilter("ignore")
+                stored = load_tensors(path, set_meta(key, attack, built, "test", x, entry["weights"]))
+            if stored is None:
+                print(f"{name} {attack}: the cached set was made on other weights or settings, or fails its "
+                      "stored digest; left out", flush=True)  # fmt: skip
                 continue
-            if stored["digest"] != tensor_digest(*stored["tensors"].values()):
-                print(f"{name} {attack}: the cached set fails its stored digest, left out", flush=True)
-                continue
-            out[f"{name}/{attack}"] = image_hashes(stored["tensors"]["x_adv"][:images])
+            out[f"{name}/{attack}"] = image_hashes(stored["x_adv"][:images])
     return out
 
 

@@ -99,9 +99,18 @@ def test_regenerate_sets_reads_the_sets_the_runs_cached_on_the_kept_networks(tmp
     assert found[f"{a.name}/fgsm"] == expected
     (path,) = (tmp_path / "cache" / "adversarial").glob("test-fgsm-*.pt")
     stored = torch.load(path, weights_only=True)
+    whole = stored["tensors"]["x_adv"].clone()
     stored["tensors"]["x_adv"][0] += 0.5  # a changed image under the old digest
     torch.save(stored, path)
     assert regen.from_cache(kept, str(mnist_dir), 4, cache) == {}, "a set failing its digest is left out"
+    stored["tensors"]["x_adv"] = whole
+    del stored["meta"][adversarial_sets.WEIGHTS]  # whole, but from before sets recorded their weights
+    torch.save(stored, path)
+    adversarial_sets.load_or_make(net, "aaaa", "fgsm", fgsm, "test", x, y, tensor_digest(x, y), cache, None, False,
+                                  a_weights)  # fmt: skip
+    kept_file = torch.load(path, weights_only=True)["meta"]
+    assert adversarial_sets.WEIGHTS not in kept_file, "the runs take it as it is (an added key) ..."
+    assert regen.from_cache(kept, str(mnist_dir), 4, cache) == {}, "... the check here does not"
     other = cache_file(tmp_path / "other", 9, "bbbb")[0]  # a set made on other weights under the same key
     adversarial_sets.load_or_make(cached_network(other), "aaaa", "fgsm", fgsm, "test", x, y, tensor_digest(x, y),
                                   str(tmp_path / "cache2"), None, False)  # fmt: skip

@@ -99,6 +99,15 @@ def set_path(
     return key, cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
 
 
+def set_meta(key: str, attack_name: str, attack: Attack, split: str, x: torch.Tensor, weights: str) -> dict:
+    """What a cached set of ``attack`` on the images ``x`` records and is checked against when loaded:
+    its key, the attack and its parameters, the split, the shape, the noise seed of its controls (test
+    split only), the surrogate's ``weights`` digest, and (never compared) the device it was made on."""
+    return {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
+            "noise_seed": NOISE_SEED if split == "test" else None, WEIGHTS: weights,
+            "made_on": float_settings(x.device)}  # fmt: skip
+
+
 def load_or_make(
     surrogate: nn.Module,
     surrogate_key: str,
@@ -127,9 +136,7 @@ def load_or_make(
     batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
     key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
     controls = split == "test"
-    meta = {"key": key, "attack": attack_name, "params": attack.params(), "split": split, "shape": list(x.shape),
-            "noise_seed": NOISE_SEED if controls else None, WEIGHTS: weights or weights_digest(surrogate),
-            "made_on": float_settings(x.device)}  # fmt: skip
+    meta = set_meta(key, attack_name, attack, split, x, weights or weights_digest(surrogate))
     with locked(path):
         stored = load_tensors(path, meta, frozenset({WEIGHTS}))
         if stored is not None and all(stored[k].shape == x.shape and stored[k].dtype == x.dtype for k in stored):
