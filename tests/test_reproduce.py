@@ -239,7 +239,7 @@ def test_stage_times_count_a_shared_cached_stage_once_and_training_per_run():
     assert "training and scoring (white-box included) 20 s" in line and "attacker_A_surrogate 0 s" in line, (
         "no note: the runs' own times, summed"
     )
-    assert machines.endswith("The runs were made on: unrecorded (runs made before advlit recorded the machine).")
+    assert machines.endswith("The runs were made on: not recorded in metrics.json.")
 
 
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:

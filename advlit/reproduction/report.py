@@ -58,10 +58,10 @@ STAGE_NAMES = {"training_s": "training and scoring (white-box included)", "white
 
 
 def machine_words(rec: dict) -> str:
-    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``unrecorded`` where it has none)."""
+    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``not recorded in metrics.json`` where it has none)."""
     machine = (rec.get("provenance") or {}).get("machine")
     if not machine:
-        return "unrecorded (runs made before advlit recorded the machine)"
+        return "not recorded in metrics.json"
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
     pinned = " pinned" if machine.get("kernel_pins") else ""
     return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{pinned}{gpu}), "
