@@ -679,6 +679,37 @@ def test_an_interrupted_parallel_driver_ends_its_runs(tmp_path):
     assert not reproduce_mod._CHILDREN
 
 
+def test_a_terminated_driver_ends_its_run(tmp_path):
+    """``kill PID`` of ``advlit reproduce`` (SIGTERM) ends the ``advlit fit`` it is waiting on."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    driver_code = (
+        "import subprocess, sys\n"
+        "from advlit.reproduction import reproduce\n"
+        "reproduce.end_runs_on_sigterm()\n"
+        f"subprocess.call([sys.executable, '-c', {child!r}])\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code])
+    for _ in range(400):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=20) == 128 + signal.SIGTERM
+    for _ in range(100):
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child_pid, signal.SIGKILL)
+    pytest.fail("the run outlived its terminated driver")
+
+
 def test_the_frontier_study_runs_three_defenders_with_the_frontier_overlay_last(tmp_path, monkeypatch, capsys):
     runs = grid("frontier", "quick")
     assert [r.name for r in runs] == ["clean", "fgsm_jsma_cw", "fgsm_jsma_cw_ensemble"]

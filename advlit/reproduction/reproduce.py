@@ -4,6 +4,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -260,6 +261,17 @@ def call_logged(cmd: list[str], log: Path) -> int:
                 _CHILDREN.discard(child)
 
 
+def end_runs_on_sigterm() -> None:
+    """Make ``kill PID`` of the driver end its runs too: SIGTERM raises SystemExit(143) here, which
+    ``subprocess.call`` answers by killing its run and ``--parallel`` by :func:`stop_children`
+    (each run resumes from its last epoch's checkpoint). By default a run would outlive its driver."""
+
+    def exit_(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_)
+
+
 def stop_children() -> None:
     """Terminate every registered run (they save nothing half-done: each resumes from its last epoch)."""
     with _CHILDREN_LOCK:
@@ -436,6 +448,7 @@ def main(argv: list[str]) -> None:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
         sys.exit(2)
     args, passthrough = parser.parse_known_args(argv)
+    end_runs_on_sigterm()
     try:
         if args.parallel < 1:
             raise ConfigError(f"--parallel={args.parallel} must be >= 1")
