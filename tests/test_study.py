@@ -99,7 +99,7 @@ def counters(monkeypatch):
     [FGSM(0.2), JSMA(seed=3), CarliniWagnerL2(c_init=2.0, binary_search_steps=2, max_iterations=10, snap=0.002)],
     ids=["fgsm", "jsma", "cw"],
 )
-def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch, attack):
+def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch, caplog, attack):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     x, y = torch.rand(10, 1, 28, 28), torch.randint(0, 10, (10,))
@@ -116,8 +116,11 @@ def test_a_set_killed_mid_way_resumes_from_its_saved_parts(tmp_path, monkeypatch
         return adversarial_sets.load_or_make(model, "net", "a", attack, "train", x, y, "d", str(tmp_path), 3, False)
 
     monkeypatch.setattr(adversarial_sets, "run_attack", killed_at_the_third_part)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), caplog.at_level("INFO", logger=adversarial_sets.__name__):
         make()
+    made = [r.getMessage() for r in caplog.records if "made in" in r.getMessage()]
+    assert len(made) == 2 and "part 1/3 (images 0-4) made in" in made[0], "each part made logs a line"
+    assert "; 2 to make, about" in made[0] and "; 1 to make, about" in made[1], "with the parts left and an ETA"
     _, path = adversarial_sets.set_path("net", "a", attack, "train", "d", str(tmp_path))
     assert not path.exists() and adversarial_sets.parts_done(path, 10) == 8
     stale = adversarial_sets.parts_folder(path) / "4-8.pt"

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from advlit.study import plan
-from advlit.study.plan import Stage, duration
+from advlit.runtime.progress import duration
+from advlit.study.plan import Stage
 
 
 @contextlib.contextmanager

@@ -11,6 +11,15 @@ log = logging.getLogger(__name__)
 BAR_REFRESH = 20  # batches between bar redraws: a background run's log grows 20x slower (no speed effect measured)
 
 
+def duration(seconds: float) -> str:
+    """Seconds as ``42 s``, ``17 min`` or ``2.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def progress_bar() -> TQDMProgressBar:
     """Lightning's bar, redrawn every :data:`BAR_REFRESH` batches instead of every batch."""
     return TQDMProgressBar(refresh_rate=BAR_REFRESH)

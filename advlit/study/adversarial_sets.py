@@ -11,6 +11,7 @@ from torch import nn
 
 from advlit.attacks import Attack, run_attack
 from advlit.runtime.devices import float_settings
+from advlit.runtime.progress import duration
 from advlit.study.cache import (
     cache_root,
     content_key,
@@ -71,7 +72,7 @@ def make_in_parts(
     checked like any cache entry) so that a killed run makes only the parts it lacks. Attacks are
     batch-consistent, so the parts give the set one pass would; the folder goes once the set is whole."""
     spans = part_spans(len(x))
-    parts = []
+    parts, made_s = [], []
     for i, (a, b) in enumerate(spans, 1):
         file, part_meta = part_path(path, a, b), {**meta, "part": [a, b]}
         stored = load_tensors(file, part_meta, frozenset({WEIGHTS}))
@@ -79,8 +80,14 @@ def make_in_parts(
             label, start = f"{desc} (part {i}/{len(spans)})", time.perf_counter()
             part = run_attack(attack, surrogate, x[a:b], y[a:b], batch_size, progress, label)
             save_tensors({"x_adv": part}, part_meta, file)
-            record_made(file, time.perf_counter() - start)
+            made_s.append(time.perf_counter() - start)
+            record_made(file, made_s[-1])
             stored = {"x_adv": part}
+            left = sum(not part_path(path, c, d).exists() for c, d in spans[i:])
+            log.info(
+                "%s: part %d/%d (images %d-%d) made in %s; %d to make, about %s left", desc, i, len(spans), a, b,
+                duration(made_s[-1]), left, duration(left * sum(made_s) / len(made_s)),
+            )  # fmt: skip
         else:
             log.info("%s: part %d/%d (images %d-%d) loaded from an unfinished run", desc, i, len(spans), a, b)
         parts.append(stored["x_adv"].to(x.device, x.dtype))

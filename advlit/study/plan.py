@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from advlit.attacks import FGSM, JSMA, PGD, Attack, CarliniWagnerL2
 from advlit.models import build_network
+from advlit.runtime.progress import duration
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import content_key, tensor_digest
 
@@ -158,11 +159,3 @@ def describe(plan: list[Stage]) -> list[str]:
     lines.append(f"  total to make: about {duration(total)}")
     return lines
 
-
-def duration(seconds: float) -> str:
-    """Seconds as ``42 s``, ``17 min`` or ``2.5 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
