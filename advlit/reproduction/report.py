@@ -58,7 +58,8 @@ STAGE_NAMES = {"training_s": "training and scoring (white-box included)", "white
 
 
 def machine_words(rec: dict) -> str:
-    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``not recorded in metrics.json`` where it has none)."""
+    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``not recorded in
+    metrics.json`` where it has none)."""
     machine = (rec.get("provenance") or {}).get("machine")
     if not machine:
         return "not recorded in metrics.json"

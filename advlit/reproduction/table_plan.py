@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from advlit.study import plan
 from advlit.runtime.progress import duration
+from advlit.study import plan
 from advlit.study.plan import Stage
 
 

@@ -158,4 +158,3 @@ def describe(plan: list[Stage]) -> list[str]:
     total = sum(s.seconds for s in plan if not s.cached)
     lines.append(f"  total to make: about {duration(total)}")
     return lines
-
