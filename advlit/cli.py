@@ -7,6 +7,7 @@ import sys
 from lightning.pytorch.cli import ArgsType
 
 from advlit.models import Classifier
+from advlit.runtime.driver import end_with_driver
 from advlit.runtime.errors import ConfigError, MissingDataError
 from advlit.runtime.provenance import process_provenance
 from advlit.runtime.quiet import quiet_third_party
@@ -28,6 +29,7 @@ Lightning's own help follows.
 def main(args: ArgsType = None) -> None:
     """Run the command line; settings and data problems exit with one line, not a traceback."""
     argv = list(sys.argv[1:] if args is None else args)
+    end_with_driver()  # a run started by advlit reproduce ends with it
     process_provenance()  # the code this process imported, before the checkout can move on
     quiet_third_party()
     if argv in ([], ["-h"], ["--help"]):

@@ -56,7 +56,7 @@ def test_profiles_use_the_efficient_cw_setting():
 
 def test_reproduce_runs_only_the_named_runs(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean", "fgsm_jsma_cw"]) == 0
     versions = [
         next(a.split("=")[1] for a in cmd if a.startswith("--trainer.logger.init_args.version=")) for cmd in calls
@@ -67,7 +67,7 @@ def test_reproduce_runs_only_the_named_runs(tmp_path, monkeypatch):
 
 
 def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a dry run launched a run"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("a dry run launched a run"))
     fake_metrics(run_folder(tmp_path / "quick", grid(2, "quick")[0]), {"clean": 0.99})
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "table 2 (quick): 7 to run, 1 done (dry run: nothing ran)"
@@ -80,7 +80,9 @@ def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
     assert "fgsm: starts over, removing its unfinished folder: advlit fit" in capsys.readouterr().out
     (ckpts / "epoch=3-step=4.ckpt").write_bytes(b"cut short")
     reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"])
-    assert "fgsm: would FAIL: no checkpoint in" in capsys.readouterr().out, "as the run itself would"
+    out = capsys.readouterr().out
+    assert "fgsm: would FAIL: no checkpoint in" in out, "as the run itself would"
+    assert "--runs fgsm --restart starts it over" in out, "the advice restarts this run, not every unfinished one"
 
 
 def test_unknown_table_or_profile():
@@ -115,7 +117,7 @@ def test_reproduce_skips_finished_runs_and_goes_on_after_failure(tmp_path, monke
     made_by(results, done, ["--trainer.devices=2"])
     calls = []
 
-    def fake_call(cmd):
+    def fake_call(cmd, **_):
         calls.append(cmd)
         return 1 if len(calls) == 2 else 0  # the second launched run fails
 
@@ -138,7 +140,7 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     (ckpts / "epoch=4-step=5.ckpt").write_bytes(b"cut short by a kill")  # newest, unreadable
     os.utime(ckpts / "epoch=3-step=4.ckpt", (1, 1))
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     reproduce_mod.reproduce(2, "quick", results, [], only=[run.name])
     assert calls[0][-1] == f"--ckpt_path={ckpts / 'epoch=3-step=4.ckpt'}"
     assert "resuming from" in capsys.readouterr().out
@@ -150,7 +152,7 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
 
 def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADVLIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a plan launched a run"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("a plan launched a run"))
     results = tmp_path / "quick"
     fake_metrics(run_folder(results, grid(2, "quick")[0]), {"clean": 0.99})  # Clean is done
     ckpts = run_folder(results, grid(2, "quick")[1]) / "checkpoints"  # FGSM stopped after 4 of 10 epochs
@@ -181,7 +183,7 @@ def test_checkpoints_that_do_not_load_stop_the_run_and_are_kept(tmp_path, monkey
     ckpts.mkdir(parents=True)
     (ckpts / "epoch=4-step=5.ckpt").write_bytes(b"written by another torch")
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name]) == 1
     assert not calls and (ckpts / "epoch=4-step=5.ckpt").exists()
     assert "no checkpoint in" in capsys.readouterr().out
@@ -191,7 +193,7 @@ def test_a_run_another_process_is_training_is_skipped(tmp_path, monkeypatch, cap
     results = tmp_path / "quick"
     run = grid(2, "quick")[0]
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     with reproduce_mod.run_lock(run_folder(results, run)) as mine:
         assert mine
         assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name]) == 0
@@ -376,7 +378,7 @@ def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monke
     defaults = inspect.signature(MNISTDataModule).parameters
     assert (defaults["seed"].default, defaults["source_seed"].default) == (0, 1), "seed_overrides assumes them"
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=0) == 0
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=2) == 0
     seed0, seed2 = calls
@@ -390,7 +392,7 @@ def test_seeds_reseed_every_network_and_keep_seed_zero_as_it_was(tmp_path, monke
 
 
 def test_seeds_refuse_flags_that_would_undo_the_reseeding(tmp_path, monkeypatch):
-    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: 0)
     run = grid(2, "quick")[0]
     with pytest.raises(ConfigError, match="--data.seed"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--data.seed", "5"], only=["clean"], seed=1)
@@ -407,7 +409,7 @@ def test_seeds_refuse_flags_that_would_undo_the_reseeding(tmp_path, monkeypatch)
 
 
 def test_seeds_without_seed_zero_mark_the_profile_folder_for_the_report(tmp_path, monkeypatch):
-    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: 0)
     reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"], seed=1)
     assert (tmp_path / "quick" / "PROFILE").read_text() == "quick\n"
     assert (tmp_path / "quick" / "seed1" / "PROFILE").read_text() == "quick\n"
@@ -447,7 +449,7 @@ MADE = ["--data.data_dir", "/elsewhere", "--model.lr=1e-3", "--optimizer", "Adam
 )
 def test_a_finished_run_counts_as_done_for_its_own_settings(tmp_path, monkeypatch, flags):
     made_by(tmp_path / "quick", grid(2, "quick")[0], MADE)
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a finished run was run again"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("a finished run was run again"))
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags, only=["clean"]) == 0
 
 
@@ -462,14 +464,14 @@ def test_a_finished_run_counts_as_done_for_its_own_settings(tmp_path, monkeypatc
 )
 def test_a_finished_run_made_with_other_settings_stops_the_table(tmp_path, monkeypatch, flags, message):
     made_by(tmp_path / "quick", grid(2, "quick")[0], MADE)
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("refused before any run starts"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("refused before any run starts"))
     with pytest.raises(ConfigError, match=message):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", flags)
 
 
 def test_a_setting_added_since_a_run_counts_only_where_the_command_moves_it(tmp_path, monkeypatch):
     made_by(tmp_path / "quick", grid(2, "quick")[0], [], transfer__quantize=None)  # an older run's config
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("a finished run was run again"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("a finished run was run again"))
     assert reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], only=["clean"]) == 0
     with pytest.raises(ConfigError, match="transfer.quantize: not a setting of that run -> True"):
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--transfer.quantize=true"], only=["clean"])
@@ -498,7 +500,7 @@ def test_a_finished_run_without_config_yaml_is_checked_against_its_metrics_copy(
 
 def test_every_seed_is_checked_before_the_first_seed_runs(tmp_path, monkeypatch, capsys):
     made_by(tmp_path / "quick" / "seed1", grid(2, "quick")[0], reproduce_mod.seed_overrides(1), seed_everything=999)
-    monkeypatch.setattr(subprocess, "call", lambda cmd: pytest.fail("seed 0 ran before seed 1 was checked"))
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("seed 0 ran before seed 1 was checked"))
     with pytest.raises(SystemExit) as exit_:
         reproduce_mod.main(["--table", "2", "--profile", "quick", "--results", str(tmp_path), "--seeds", "0", "1"])
     assert exit_.value.code == 2 and "seed_everything: 999 -> 1000" in capsys.readouterr().err
@@ -517,7 +519,7 @@ def test_a_run_finished_by_another_process_meanwhile_is_not_run_again(tmp_path, 
 
     monkeypatch.setattr(reproduce_mod, "run_lock", lock_taken_after_the_other_finished)
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     assert reproduce_mod.reproduce(2, "quick", results, [], only=[run.name], restart=True) == 0
     assert not calls and (run_folder(results, run) / "metrics.json").exists(), "never rerun nor deleted"
     assert "done already" in capsys.readouterr().out
@@ -710,13 +712,68 @@ def test_a_terminated_driver_ends_its_run(tmp_path):
     pytest.fail("the run outlived its terminated driver")
 
 
+def test_a_stopped_parallel_driver_starts_no_further_run(tmp_path):
+    reproduce_mod.stop_children()
+    try:
+        code = reproduce_mod.call_logged([sys.executable, "-c", "open('started', 'w')"], tmp_path / "run.log")
+        assert code != 0 and not (tmp_path / "started").exists() and not Path("started").exists()
+    finally:
+        reproduce_mod._STOPPING.clear()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_run_ends_with_its_driver_even_on_kill_9(tmp_path):
+    """A driver killed with SIGKILL runs no handler; its run is killed by Linux, not left running."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, time\n"
+        "from advlit.runtime.driver import end_with_driver\n"
+        "bound = end_with_driver()\n"
+        f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{bound}}')\n"
+        "time.sleep(60)\n"
+    )
+    driver_code = (
+        "import subprocess, sys\n"
+        "from advlit.runtime.driver import child_env\n"
+        f"subprocess.call([sys.executable, '-c', {child!r}], env=child_env())\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code])
+    for _ in range(400):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child_pid, bound = pid_file.read_text().split()
+    assert bound == "True"
+    driver.kill()
+    driver.wait(timeout=20)
+    for _ in range(100):
+        try:
+            os.kill(int(child_pid), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(int(child_pid), signal.SIGKILL)
+    pytest.fail("the run outlived its killed driver")
+
+
+def test_only_a_run_started_by_a_driver_is_bound_to_it(monkeypatch):
+    from advlit.runtime import driver
+
+    monkeypatch.delenv(driver.DRIVER_PID, raising=False)
+    assert driver.end_with_driver() is False, "a run started by hand is bound to nothing"
+    assert driver.child_env()[driver.DRIVER_PID] == str(os.getpid())
+
+
 def test_the_frontier_study_runs_three_defenders_with_the_frontier_overlay_last(tmp_path, monkeypatch, capsys):
     runs = grid("frontier", "quick")
     assert [r.name for r in runs] == ["clean", "fgsm_jsma_cw", "fgsm_jsma_cw_ensemble"]
     assert all(r.configs[-2:] == ("profiles/quick.yaml", "transfer_frontier.yaml") for r in runs)
     assert [r.extra_sources for r in runs] == [False, False, True]
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     with pytest.raises(SystemExit) as exit_:
         reproduce_mod.main(
             ["--table", "frontier", "--profile", "quick", "--results", str(tmp_path), "--seeds", "0", "1"]
@@ -839,7 +896,7 @@ def test_reproduce_notes_finished_runs_made_with_other_cpu_kernels(tmp_path):
 
 
 def test_reproduce_reads_the_kernels_of_the_whole_table_not_only_the_runs_asked_for(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(subprocess, "call", lambda cmd: 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: 0)
     monkeypatch.setattr("advlit.runtime.provenance.machine", lambda: {"cpu_capability": "AVX512"})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     made_by(tmp_path / "quick", grid(2, "quick")[0], [])  # Clean, finished

@@ -16,6 +16,7 @@ from pathlib import Path
 from advlit.reproduction.kernels import kernel_note
 from advlit.reproduction.run_settings import differing_settings, lookup, parsed_config, run_config
 from advlit.runtime.checkpoints import newest_loadable
+from advlit.runtime.driver import child_env
 from advlit.runtime.errors import ConfigError, MissingDataError
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
@@ -202,6 +203,11 @@ def run_lock(folder: Path) -> Iterator[bool]:
         lock.release()
 
 
+def restart_advice(run: "Run") -> str:
+    """The flags that start this one stuck run over (a bare ``--restart`` starts every unfinished one over)."""
+    return f"--runs {run.name} --restart starts it over"
+
+
 def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
     """How an unfinished run starts: ``("resume", checkpoint)``, ``("stuck", None)`` (checkpoints
     that do not load: never deleted, the run fails), ``("over", None)`` (its folder goes first) or ``("new", None)``."""
@@ -228,7 +234,10 @@ def launch(
     ``log``: a file that takes the run's output (appended), when runs share the terminal."""
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
-        print(f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over", flush=True)
+        print(
+            f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run)}",
+            flush=True,
+        )
         return 1
     if how == "resume":
         print(f"{tag}: resuming from {resume_from}", flush=True)
@@ -238,21 +247,24 @@ def launch(
     cmd = fit_command(results, run, passthrough, resume_from, seed)
     print(f"{tag}: {' '.join(cmd[2:])}" + (f" (output: {log})" if log else ""), flush=True)
     t0 = time.perf_counter()
-    code = subprocess.call(cmd) if log is None else call_logged(cmd, log)
+    code = subprocess.call(cmd, env=child_env()) if log is None else call_logged(cmd, log)
     print(f"{tag}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.perf_counter() - t0:.0f} s", flush=True)
     return code
 
 
 _CHILDREN: set[subprocess.Popen] = set()  # the runs that --parallel's threads are waiting on
 _CHILDREN_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set by stop_children: a thread past its checks starts no run
 
 
 def call_logged(cmd: list[str], log: Path) -> int:
     """Run ``cmd`` with its output appended to ``log``; its exit code. The child is registered, so
     that :func:`stop_children` can end it when the driver is interrupted."""
     with open(log, "a") as out:
-        child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        with _CHILDREN_LOCK:
+        with _CHILDREN_LOCK:  # no run starts once stop_children has run
+            if _STOPPING.is_set():
+                return 1
+            child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env())
             _CHILDREN.add(child)
         try:
             return child.wait()
@@ -275,6 +287,7 @@ def end_runs_on_sigterm() -> None:
 def stop_children() -> None:
     """Terminate every registered run (they save nothing half-done: each resumes from its last epoch)."""
     with _CHILDREN_LOCK:
+        _STOPPING.set()
         children = list(_CHILDREN)
     for child in children:
         child.terminate()
@@ -286,7 +299,7 @@ def dry_run_line(
     """What :func:`launch` would do with the run, in one line."""
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
-        return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; --restart starts it over"
+        return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run)}"
     where = {"resume": f"resumes from {resume_from.name if resume_from else ''}: ",
              "over": "starts over, removing its unfinished folder: ", "new": ""}[how]  # fmt: skip
     return f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from, seed)[2:])}"
@@ -361,6 +374,7 @@ def reproduce(
     if parallel == 1 or dry_run:
         outcomes = [attempt(i, run) for i, run in jobs]
     else:
+        _STOPPING.clear()
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel)
         try:
             outcomes = list(pool.map(lambda job: attempt(*job), jobs))
@@ -396,7 +410,7 @@ def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]
                 how, resume_from = start_point(folder, args.restart)
                 label = f"{'' if len(args.seeds) == 1 else f'seed {seed} '}table {run.table} {run.name}"
                 if how == "stuck":
-                    print(f"{label}: would FAIL (no checkpoint loads; --restart starts it over): not counted")
+                    print(f"{label}: would FAIL (no checkpoint loads; {restart_advice(run)}): not counted")
                     continue
                 flags = fit_command(results, run, passthrough, seed=seed)[4:]
                 todo.append((label, flags, resume_from.name if resume_from else None))

@@ -14,7 +14,7 @@ def newest_loadable(folder: Path) -> Path | None:
     """
     import torch  # here, so that ``advlit reproduce`` starts without it
 
-    for path in sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in sorted(folder.glob("*.ckpt"), key=_mtime, reverse=True):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - any unreadable file: try the next one
@@ -23,3 +23,11 @@ def newest_loadable(folder: Path) -> Path | None:
         if isinstance(state, dict) and "epoch" in state and "state_dict" in state:
             return path
     return None
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time; -1 for one a live run deleted since the listing (read last, skipped)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return -1.0
