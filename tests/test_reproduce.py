@@ -19,6 +19,38 @@ from advlit.reproduction.run_settings import lookup, parsed_config, run_config
 from advlit.runtime.errors import ConfigError
 
 
+@pytest.fixture(autouse=True)
+def _no_stop_left_over():
+    """A test that stops the parallel runs leaves no stop behind for the next one."""
+    yield
+    reproduce_mod._STOPPING.clear()
+
+
+def ended(pid: int, seconds: float = 5.0) -> bool:
+    """Whether process ``pid`` ends (or is left a zombie, unreaped by whoever adopted it) within ``seconds``."""
+    import time
+
+    for _ in range(int(seconds / 0.05)):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def wait_for_text(path: Path, seconds: float = 60.0) -> str:
+    import time
+
+    for _ in range(int(seconds / 0.05)):
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written within {seconds} s")
+
+
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
 def test_grid_expands_each_table(table, overlay):
     expanded = grid(table, "quick")
@@ -82,7 +114,9 @@ def test_dry_run_says_what_would_run(tmp_path, capsys, monkeypatch):
     reproduce_mod.reproduce(2, "quick", tmp_path / "quick", [], dry_run=True, only=["fgsm"])
     out = capsys.readouterr().out
     assert "fgsm: would FAIL: no checkpoint in" in out, "as the run itself would"
-    assert "--runs fgsm --restart starts it over" in out, "the advice restarts this run, not every unfinished one"
+    assert "--runs fgsm --seeds 0 --restart starts it over" in out, (
+        "the advice restarts this run, not every unfinished one"
+    )
 
 
 def test_unknown_table_or_profile():
@@ -684,7 +718,6 @@ def test_an_interrupted_parallel_driver_ends_its_runs(tmp_path):
 def test_a_terminated_driver_ends_its_run(tmp_path):
     """``kill PID`` of ``advlit reproduce`` (SIGTERM) ends the ``advlit fit`` it is waiting on."""
     import signal
-    import time
 
     pid_file = tmp_path / "child.pid"
     child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
@@ -695,44 +728,44 @@ def test_a_terminated_driver_ends_its_run(tmp_path):
         f"subprocess.call([sys.executable, '-c', {child!r}])\n"
     )
     driver = subprocess.Popen([sys.executable, "-c", driver_code])
-    for _ in range(400):
-        if pid_file.exists() and pid_file.read_text():
-            break
-        time.sleep(0.05)
-    child_pid = int(pid_file.read_text())
-    driver.send_signal(signal.SIGTERM)
-    assert driver.wait(timeout=20) == 128 + signal.SIGTERM
-    for _ in range(100):
-        try:
-            os.kill(child_pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(child_pid, signal.SIGKILL)
-    pytest.fail("the run outlived its terminated driver")
+    child_pid = None
+    try:
+        child_pid = int(wait_for_text(pid_file))
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=30) == 128 + signal.SIGTERM
+        assert ended(child_pid), "the run outlived its terminated driver"
+    finally:
+        driver.kill()
+        if child_pid and not ended(child_pid, 0.1):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def test_the_driver_puts_back_the_sigterm_handler_it_replaced(tmp_path):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        reproduce_mod.main(["--table", "2", "--results", str(tmp_path), "--parallel", "0"])
+    assert signal.getsignal(signal.SIGTERM) is before, "a process that calls main() keeps its own SIGTERM"
 
 
 def test_a_stopped_parallel_driver_starts_no_further_run(tmp_path):
     reproduce_mod.stop_children()
-    try:
-        code = reproduce_mod.call_logged([sys.executable, "-c", "open('started', 'w')"], tmp_path / "run.log")
-        assert code != 0 and not (tmp_path / "started").exists() and not Path("started").exists()
-    finally:
-        reproduce_mod._STOPPING.clear()
+    code = reproduce_mod.call_logged([sys.executable, "-c", "open('started', 'w')"], tmp_path / "run.log")
+    assert code != 0 and not Path("started").exists()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_run_ends_with_its_driver_even_on_kill_9(tmp_path):
     """A driver killed with SIGKILL runs no handler; its run is killed by Linux, not left running."""
     import signal
-    import time
 
     pid_file = tmp_path / "child.pid"
     child = (
         "import os, time\n"
-        "from advlit.runtime.driver import end_with_driver\n"
+        "from advlit.runtime.driver import DRIVER_PID, end_with_driver\n"
         "bound = end_with_driver()\n"
-        f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{bound}}')\n"
+        f"open({str(pid_file)!r}, 'w').write(f'{{os.getpid()}} {{bound}} {{os.environ.get(DRIVER_PID)}}')\n"
         "time.sleep(60)\n"
     )
     driver_code = (
@@ -741,22 +774,18 @@ def test_a_run_ends_with_its_driver_even_on_kill_9(tmp_path):
         f"subprocess.call([sys.executable, '-c', {child!r}], env=child_env())\n"
     )
     driver = subprocess.Popen([sys.executable, "-c", driver_code])
-    for _ in range(400):
-        if pid_file.exists() and pid_file.read_text():
-            break
-        time.sleep(0.05)
-    child_pid, bound = pid_file.read_text().split()
-    assert bound == "True"
-    driver.kill()
-    driver.wait(timeout=20)
-    for _ in range(100):
-        try:
-            os.kill(int(child_pid), 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    os.kill(int(child_pid), signal.SIGKILL)
-    pytest.fail("the run outlived its killed driver")
+    child_pid = None
+    try:
+        child_pid, bound, passed_on = wait_for_text(pid_file).split()
+        child_pid = int(child_pid)
+        assert bound == "True" and passed_on == str(child_pid), "bound, and its own ranks bind to it in turn"
+        driver.kill()
+        driver.wait(timeout=30)
+        assert ended(child_pid), "the run outlived its killed driver"
+    finally:
+        driver.kill()
+        if child_pid and not ended(child_pid, 0.1):
+            os.kill(child_pid, signal.SIGKILL)
 
 
 def test_only_a_run_started_by_a_driver_is_bound_to_it(monkeypatch):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,9 +203,9 @@ def run_lock(folder: Path) -> Iterator[bool]:
         lock.release()
 
 
-def restart_advice(run: "Run") -> str:
+def restart_advice(run: "Run", seed: int = 0) -> str:
     """The flags that start this one stuck run over (a bare ``--restart`` starts every unfinished one over)."""
-    return f"--runs {run.name} --restart starts it over"
+    return f"--runs {run.name} --seeds {seed} --restart starts it over"
 
 
 def start_point(folder: Path, restart: bool) -> tuple[str, Path | None]:
@@ -235,7 +235,7 @@ def launch(
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
         print(
-            f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run)}",
+            f"{tag}: FAILED: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run, seed)}",
             flush=True,
         )
         return 1
@@ -273,15 +273,18 @@ def call_logged(cmd: list[str], log: Path) -> int:
                 _CHILDREN.discard(child)
 
 
-def end_runs_on_sigterm() -> None:
+def end_runs_on_sigterm() -> Callable | int | None:
     """Make ``kill PID`` of the driver end its runs too: SIGTERM raises SystemExit(143) here, which
     ``subprocess.call`` answers by killing its run and ``--parallel`` by :func:`stop_children`
-    (each run resumes from its last epoch's checkpoint). By default a run would outlive its driver."""
+    (each run resumes from its last epoch's checkpoint). By default a run would outlive its driver.
+    Returns the handler it replaced (for :func:`main` to put back), None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
 
     def exit_(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, exit_)
+    return signal.signal(signal.SIGTERM, exit_)
 
 
 def stop_children() -> None:
@@ -299,7 +302,7 @@ def dry_run_line(
     """What :func:`launch` would do with the run, in one line."""
     how, resume_from = start_point(folder, restart)
     if how == "stuck":
-        return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run)}"
+        return f"{tag}: would FAIL: no checkpoint in {folder / 'checkpoints'} loads; {restart_advice(run, seed)}"
     where = {"resume": f"resumes from {resume_from.name if resume_from else ''}: ",
              "over": "starts over, removing its unfinished folder: ", "new": ""}[how]  # fmt: skip
     return f"{tag}: {where}{' '.join(fit_command(results, run, passthrough, resume_from, seed)[2:])}"
@@ -410,7 +413,7 @@ def print_plan(args: argparse.Namespace, runs: list[Run], passthrough: list[str]
                 how, resume_from = start_point(folder, args.restart)
                 label = f"{'' if len(args.seeds) == 1 else f'seed {seed} '}table {run.table} {run.name}"
                 if how == "stuck":
-                    print(f"{label}: would FAIL (no checkpoint loads; {restart_advice(run)}): not counted")
+                    print(f"{label}: would FAIL (no checkpoint loads; {restart_advice(run, seed)}): not counted")
                     continue
                 flags = fit_command(results, run, passthrough, seed=seed)[4:]
                 todo.append((label, flags, resume_from.name if resume_from else None))
@@ -462,7 +465,7 @@ def main(argv: list[str]) -> None:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
         sys.exit(2)
     args, passthrough = parser.parse_known_args(argv)
-    end_runs_on_sigterm()
+    previous_sigterm = end_runs_on_sigterm()
     try:
         if args.parallel < 1:
             raise ConfigError(f"--parallel={args.parallel} must be >= 1")
@@ -518,4 +521,7 @@ def main(argv: list[str]) -> None:
     except (ConfigError, MissingDataError) as err:
         print(f"advlit reproduce: error: {err}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     sys.exit(1 if failed else 0)

@@ -19,9 +19,9 @@ def child_env() -> dict[str, str]:
 
 def end_with_driver() -> bool:
     """In a run started by a driver: have Linux send SIGKILL when the driver dies (each run resumes
-    from its last epoch's checkpoint), and exit at once if it died already. The variable is removed,
-    so processes this run starts (DDP ranks) are not bound. True when bound; elsewhere a no-op."""
-    pid = os.environ.pop(DRIVER_PID, None)
+    from its last epoch's checkpoint), and exit at once if it died already. The variable then names
+    this process, so the DDP ranks it starts end with it in turn. True when bound; elsewhere a no-op."""
+    pid = os.environ.pop(DRIVER_PID, None)  # unbound: none of this process's children see it
     if pid is None or not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
@@ -30,4 +30,5 @@ def end_with_driver() -> bool:
     if os.getppid() != int(pid):  # the driver died before the prctl: nobody waits for this run
         print("advlit: the advlit reproduce that started this run has ended; stopping", file=sys.stderr)
         sys.exit(1)
+    os.environ[DRIVER_PID] = str(os.getpid())  # the ranks Lightning starts from here bind to this process
     return True
