@@ -1,5 +1,6 @@
 """The table grids, skipping finished runs, and the report from fixture metrics files."""
 
+import contextlib
 import csv
 import json
 import os
@@ -49,6 +50,24 @@ def wait_for_text(path: Path, seconds: float = 60.0) -> str:
             return path.read_text()
         time.sleep(0.05)
     raise AssertionError(f"{path} was not written within {seconds} s")
+
+
+@contextlib.contextmanager
+def driver_and_its_run(driver_code: str, pid_file: Path):
+    """Start a driver process (``driver_code``) whose run writes its pid (and more, space-separated)
+    to ``pid_file``; yield the driver and that text. Both are killed afterwards, passed or not."""
+    import signal
+
+    driver = subprocess.Popen([sys.executable, "-c", driver_code])
+    child_pid = None
+    try:
+        text = wait_for_text(pid_file)
+        child_pid = int(text.split()[0])
+        yield driver, text
+    finally:
+        driver.kill()
+        if child_pid and not ended(child_pid, 0.1):
+            os.kill(child_pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("table, overlay", [(2, None), (3, "resnet18.yaml"), (4, "noaug.yaml")])
@@ -727,17 +746,10 @@ def test_a_terminated_driver_ends_its_run(tmp_path):
         "reproduce.end_runs_on_sigterm()\n"
         f"subprocess.call([sys.executable, '-c', {child!r}])\n"
     )
-    driver = subprocess.Popen([sys.executable, "-c", driver_code])
-    child_pid = None
-    try:
-        child_pid = int(wait_for_text(pid_file))
+    with driver_and_its_run(driver_code, pid_file) as (driver, text):
         driver.send_signal(signal.SIGTERM)
         assert driver.wait(timeout=30) == 128 + signal.SIGTERM
-        assert ended(child_pid), "the run outlived its terminated driver"
-    finally:
-        driver.kill()
-        if child_pid and not ended(child_pid, 0.1):
-            os.kill(child_pid, signal.SIGKILL)
+        assert ended(int(text)), "the run outlived its terminated driver"
 
 
 def test_the_driver_puts_back_the_sigterm_handler_it_replaced(tmp_path):
@@ -758,8 +770,6 @@ def test_a_stopped_parallel_driver_starts_no_further_run(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_run_ends_with_its_driver_even_on_kill_9(tmp_path):
     """A driver killed with SIGKILL runs no handler; its run is killed by Linux, not left running."""
-    import signal
-
     pid_file = tmp_path / "child.pid"
     child = (
         "import os, time\n"
@@ -773,19 +783,12 @@ def test_a_run_ends_with_its_driver_even_on_kill_9(tmp_path):
         "from advlit.runtime.driver import child_env\n"
         f"subprocess.call([sys.executable, '-c', {child!r}], env=child_env())\n"
     )
-    driver = subprocess.Popen([sys.executable, "-c", driver_code])
-    child_pid = None
-    try:
-        child_pid, bound, passed_on = wait_for_text(pid_file).split()
-        child_pid = int(child_pid)
-        assert bound == "True" and passed_on == str(child_pid), "bound, and its own ranks bind to it in turn"
+    with driver_and_its_run(driver_code, pid_file) as (driver, text):
+        child_pid, bound, passed_on = text.split()
+        assert bound == "True" and passed_on == child_pid, "bound, and its own ranks bind to it in turn"
         driver.kill()
         driver.wait(timeout=30)
-        assert ended(child_pid), "the run outlived its killed driver"
-    finally:
-        driver.kill()
-        if child_pid and not ended(child_pid, 0.1):
-            os.kill(child_pid, signal.SIGKILL)
+        assert ended(int(child_pid)), "the run outlived its killed driver"
 
 
 def test_only_a_run_started_by_a_driver_is_bound_to_it(monkeypatch):
