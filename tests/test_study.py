@@ -12,7 +12,7 @@ import torch
 from conftest import run_cli, smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from advlit.attacks import FGSM, JSMA, CarliniWagnerL2
+from advlit.attacks import FGSM, JSMA, Attack, CarliniWagnerL2, run_attack
 from advlit.runtime.errors import ConfigError
 from advlit.study import adversarial_sets, cache, surrogate
 from advlit.study import transfer as transfer_mod
@@ -92,6 +92,37 @@ def counters(monkeypatch):
     monkeypatch.setattr(surrogate, "_train", train)
     monkeypatch.setattr(adversarial_sets, "run_attack", run)
     return calls
+
+
+class DrawsPerBatch(Attack):
+    """Noise seeded once per call: an image's copy depends on the batch it is attacked in."""
+
+    batch_consistent = False
+
+    def perturb(self, model, x, y):
+        generator = torch.Generator().manual_seed(0)
+        return x + 0.1 * torch.rand(x.shape, generator=generator)
+
+
+def test_a_set_of_an_attack_that_draws_per_batch_is_keyed_by_its_batch_size(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
+
+    def make(batch):
+        return adversarial_sets.load_or_make(model, "net", "a", DrawsPerBatch(), "train", x, y, "d", str(tmp_path),
+                                             batch, False).x_adv  # fmt: skip
+
+    by3, by6 = make(3), make(6)
+    assert not torch.equal(by3, by6), "the attack's sets differ by batch size"
+    assert torch.equal(by3, run_attack(DrawsPerBatch(), model, x, y, 3, False)), "each is made at its own size"
+    assert torch.equal(by6, run_attack(DrawsPerBatch(), model, x, y, 6, False))
+    assert torch.equal(make(3), by3), "and each is found again at its size"
+    files = sorted(p.name for p in (tmp_path / "adversarial").glob("*.pt"))
+    assert len(files) == 2, files
+    with pytest.raises(ValueError, match="batch size"):
+        adversarial_sets.set_path("net", "a", DrawsPerBatch(), "train", "d", str(tmp_path))
+    fgsm_keys = {adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "test", "d", None, b)[0] for b in (None, 3, 6)}
+    assert len(fgsm_keys) == 1, "a batch-consistent attack's key (every set cached so far) is as it was"
 
 
 @pytest.mark.parametrize(

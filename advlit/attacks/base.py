@@ -61,7 +61,13 @@ class Attack(ABC):
     ``attack(model, x, y)`` returns ``x_adv`` with the shape, dtype and device of ``x`` and pixels
     in [0, 1]. The model is used in eval mode, with gradients on (also inside Lightning's
     inference mode), and is left exactly as it was found.
+
+    ``batch_consistent``: whether an image's adversarial copy is the same whatever batch it is
+    attacked in (advlit's own attacks draw their randomness per image). A cached set of an attack
+    that is not is keyed by its batch size too.
     """
+
+    batch_consistent: bool = True
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_batch(x, y)

@@ -37,6 +37,8 @@ class TorchAttacks(Attack):
         seed: seed of its random draws (per call).
     """
 
+    batch_consistent = False  # its draws are per batch: a cached set is keyed by its batch size
+
     def __init__(
         self,
         attack: str = "PGD",

@@ -94,14 +94,26 @@ def make_in_parts(
     return torch.cat(parts)
 
 
+def attack_batch_size(batch_size: int | None, device: torch.device) -> int:
+    """The images per attack batch: ``batch_size``, or None's default, 1000 on a GPU and 100 on the CPU."""
+    return batch_size or (1000 if device.type == "cuda" else 100)
+
+
 def set_path(
-    surrogate_key: str, attack_name: str, attack: Attack, split: str, data_digest: str, cache_dir: str | None
-) -> tuple[str, Path]:
+    surrogate_key: str, attack_name: str, attack: Attack, split: str, data_digest: str, cache_dir: str | None,
+    batch_size: int | None = None,
+) -> tuple[str, Path]:  # fmt: skip
     """The set's cache key and file. A test set's key holds its controls' version (training sets
-    have no controls, so a new kind of control leaves them and the surrogates' keys as they are)."""
+    have no controls, so a new kind of control leaves them and the surrogates' keys as they are).
+    The key of an attack that is not ``batch_consistent`` holds the ``batch_size`` it is made with
+    (required then; other attacks' keys leave it out, as their sets do not depend on it)."""
     description = {"surrogate": surrogate_key, "attack": attack_name, "params": attack.params(), "split": split}
     if split == "test":
         description["controls"] = controls_key(attack)
+    if not attack.batch_consistent:
+        if batch_size is None:
+            raise ValueError(f"{attack!r} draws per batch: its set's key needs the batch size")
+        description["batch_size"] = batch_size
     key = content_key({**description, "data": data_digest})
     return key, cache_root(cache_dir) / "adversarial" / f"{split}-{attack_name}-{key}.pt"
 
@@ -140,8 +152,8 @@ def load_or_make(
     1000 on a GPU and 100 on the CPU. ``weights``: the surrogate's :func:`weights_digest` where the
     caller has it (:class:`Surrogate` carries it), hashed here otherwise.
     """
-    batch_size = batch_size or (1000 if x.device.type == "cuda" else 100)
-    key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir)
+    batch_size = attack_batch_size(batch_size, x.device)
+    key, path = set_path(surrogate_key, attack_name, attack, split, data_digest, cache_dir, batch_size)
     controls = split == "test"
     meta = set_meta(key, attack_name, attack, split, x, weights or weights_digest(surrogate))
     with locked(path):

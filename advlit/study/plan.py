@@ -116,9 +116,11 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
 
     def sets(owner: str, key: str, attacks: dict, split: str, x, y, members: int = 1) -> list[Stage]:
         digest = data.train_digest if split == "train" and len(x) == len(data.train_x) else tensor_digest(x, y)
+        chosen = data.hparams.attack_batch_size if split == "train" else transfer.attack_batch_size
+        attack_batch = adversarial_sets.attack_batch_size(chosen, x.device)
         found = []
         for name, attack in attacks.items():
-            _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir)
+            _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir, attack_batch)
             made = 0 if path.exists() else adversarial_sets.parts_done(path, len(x))
             label = f"{owner}: {name} on the {split} set ({len(x):,} images{f', {made:,} made' if made else ''})"
             seconds = (len(x) - made) * passes_per_image(attack) * speeds.grad_pass * members  # a pass per member

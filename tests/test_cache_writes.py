@@ -1,0 +1,46 @@
+"""The cache's writes: atomic, and the temporary files of killed writes cleared."""
+
+import os
+import socket
+import subprocess
+import sys
+
+from advlit.study import cache
+
+KILLED_MID_WRITE = """
+import os, sys
+from pathlib import Path
+from advlit.study import cache
+os.fsync = lambda fd: os._exit(9)  # killed after writing, before the rename
+cache.atomic_write(b"half", Path(sys.argv[1]))
+"""
+
+
+def test_a_killed_writes_temporary_file_goes_with_the_next_write(tmp_path):
+    entry = tmp_path / "set.pt"
+    done = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(entry)], check=False)
+    assert done.returncode == 9
+    left = list(tmp_path.glob(".set.pt.*.tmp"))
+    assert len(left) == 1 and not entry.exists(), "the killed write leaves its temporary file, never the entry"
+    cache.atomic_write(b"whole", entry)
+    assert entry.read_bytes() == b"whole"
+    assert not left[0].exists(), "the next write of the entry removes it"
+
+
+def test_only_this_hosts_ended_writers_files_are_removed(tmp_path):
+    entry, here = tmp_path / "set.pt", socket.gethostname()
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ended_pid = int(ended.stdout)
+    gone = cache.temporary_path(entry, here, ended_pid)
+    running = cache.temporary_path(entry, here, os.getppid())  # a writer still at work
+    elsewhere = cache.temporary_path(entry, "another-node", ended_pid)  # its pid means nothing here
+    other_entry = cache.temporary_path(tmp_path / "set.pt.made.json", here, ended_pid)
+    for f in (gone, running, elsewhere, other_entry):
+        f.write_bytes(b"x")
+    cache.atomic_write(b"whole", entry)
+    assert not gone.exists()
+    assert running.exists() and elsewhere.exists(), "a live writer's and another host's files stay"
+    assert other_entry.exists(), "another entry's files wait for that entry's next write"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["set.pt", running.name, elsewhere.name, other_entry.name]
+    ), "and no temporary file of this write is left"
