@@ -5,6 +5,7 @@ import torch
 
 from advlit.attacks import FGSM, build_attack
 from advlit.runtime.errors import ConfigError
+from advlit.study.adversarial_sets import set_path
 from advlit.study.controls import matched_noise
 
 pytest.importorskip("torchattacks")
@@ -47,3 +48,10 @@ def test_a_bad_torchattacks_setting_is_one_line_before_any_work():
         build_attack("torchattacks", attack="PGD", params={"epsilon": 0.2})
     with pytest.raises(ConfigError, match="norm"):
         build_attack("torchattacks", attack="PGD", norm="l3")
+
+
+def test_a_torchattacks_sets_key_holds_its_batch_size():
+    attack = build_attack("torchattacks", attack="PGD", params={"eps": 0.2})
+    assert not attack.batch_consistent, "its draws are per batch"
+    keys = {set_path("net", "pgd", attack, "test", "d", None, b)[0] for b in (100, 1000)}
+    assert len(keys) == 2

@@ -98,6 +98,7 @@ class DrawsPerBatch(Attack):
     """Noise seeded once per call: an image's copy depends on the batch it is attacked in."""
 
     batch_consistent = False
+    norm = "linf"  # its control's kind, for test sets
 
     def perturb(self, model, x, y):
         generator = torch.Generator().manual_seed(0)
@@ -123,6 +124,23 @@ def test_a_set_of_an_attack_that_draws_per_batch_is_keyed_by_its_batch_size(tmp_
         adversarial_sets.set_path("net", "a", DrawsPerBatch(), "train", "d", str(tmp_path))
     fgsm_keys = {adversarial_sets.set_path("net", "fgsm", FGSM(0.2), "test", "d", None, b)[0] for b in (None, 3, 6)}
     assert len(fgsm_keys) == 1, "a batch-consistent attack's key (every set cached so far) is as it was"
+    make(None)  # the default size: 100 on the CPU
+    _, default = adversarial_sets.set_path("net", "a", DrawsPerBatch(), "train", "d", str(tmp_path), 100)
+    assert default.is_file()
+
+
+def test_the_plan_keys_a_set_that_draws_per_batch_with_the_runs_devices_batch_size(mnist_dir, tmp_path, monkeypatch):
+    from advlit.study import plan
+
+    data = MNISTDataModule(str(mnist_dir), cache_dir=str(tmp_path), **LIGHT)  # its data stay on the CPU
+    transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
+    transfer.attacks = {"a": DrawsPerBatch()}
+    real, sizes = adversarial_sets.set_path, []
+    monkeypatch.setattr(adversarial_sets, "set_path", lambda *a: sizes.append(a[-1]) or real(*a))
+    speeds = plan.Speeds(1.0, 1.0, 1.0)
+    for device in ("cpu", "cuda"):
+        plan.stages(data, transfer, 1, 1, speeds, torch.device(device))
+    assert sizes == [100, 1000], "the default attack batch of the run's device, as load_or_make picks it"
 
 
 @pytest.mark.parametrize(

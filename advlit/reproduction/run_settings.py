@@ -15,7 +15,8 @@ import yaml
 from advlit.runtime.config_diff import MISSING, config_changes
 
 # Settings that say where a run reads and writes, how fast it goes or what it logs, not what it computes (a key or
-# the start of one): a finished run counts as done whatever they were.
+# the start of one): a finished run counts as done whatever they were. The attack batch sizes are the exception for
+# an attack that draws per batch (torchattacks): its sets' keys hold them, but a finished run still counts as done.
 NOT_COMPARED = ("data.data_dir", "data.download", "data.cache_dir", "data.progress", "data.eval_batch_size",
                 "data.attack_batch_size", "transfer.eval_batch_size", "transfer.attack_batch_size", "threads",
                 "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.logger",

@@ -70,7 +70,10 @@ def run_stages(fit_flags: list[str], speeds: dict) -> tuple[list[Stage], int]:
         key = (cli.model.hparams.arch, str(trainer.strategy.root_device), hp.batch_size, hp.attack_batch_size)
         if key not in speeds:
             speeds[key] = plan.measure(key[0], trainer.strategy.root_device, key[2], attack_batch=key[3])
-        return plan.stages(data, transfer, trainer.max_epochs, trainer.world_size, speeds[key]), trainer.max_epochs
+        stages = plan.stages(
+            data, transfer, trainer.max_epochs, trainer.world_size, speeds[key], trainer.strategy.root_device
+        )
+        return stages, trainer.max_epochs
 
 
 def epochs_done(checkpoint_name: str | None) -> int:

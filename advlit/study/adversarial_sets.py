@@ -69,8 +69,8 @@ def make_in_parts(
     batch_size: int, progress: bool, desc: str,
 ) -> torch.Tensor:  # fmt: skip
     """``x_adv`` of the whole set, made :data:`PART_IMAGES` images at a time, each part saved (and
-    checked like any cache entry) so that a killed run makes only the parts it lacks. Attacks are
-    batch-consistent, so the parts give the set one pass would; the folder goes once the set is whole."""
+    checked like any cache entry) so that a killed run makes only the parts it lacks. A ``batch_consistent``
+    attack's parts give the set one pass would; the folder goes once the set is whole."""
     spans = part_spans(len(x))
     parts, made_s = [], []
     for i, (a, b) in enumerate(spans, 1):
@@ -146,7 +146,8 @@ def load_or_make(
     ``x_noise`` is the matched-noise control of ``x_adv`` (:mod:`advlit.study.controls`), made for
     the test split only (None for the training split, which no control is scored on).
 
-    Named by the surrogate's key, the attack and its parameters, the split and the data; made in
+    Named by the surrogate's key, the attack and its parameters, the split and the data (and the
+    batch size, for an attack that is not ``batch_consistent``); made in
     batches on ``x``'s device the first time (progress bar), then loaded. A file that fails its
     checks (shape, dtype, stored hash) is made again with a warning. ``batch_size`` None picks
     1000 on a GPU and 100 on the CPU. ``weights``: the surrogate's :func:`weights_digest` where the

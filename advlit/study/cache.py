@@ -65,6 +65,8 @@ def running_here(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
+    except OverflowError:  # no such pid
+        return False
     return True
 
 
@@ -74,7 +76,7 @@ def remove_killed_writes(path: Path) -> None:
     prefix, host = f".{path.name}.", socket.gethostname()
     for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp"):
         writer_host, _, pid = tmp.name[len(prefix) : -len(".tmp")].rpartition(".")
-        if writer_host == host and pid.isdigit() and not running_here(int(pid)):
+        if writer_host == host and pid.isascii() and pid.isdigit() and not running_here(int(pid)):
             tmp.unlink(missing_ok=True)
             log.info("removed %s, left by a killed write", tmp.name)
 

@@ -154,7 +154,9 @@ class AdvlitCLI(LightningCLI):
             hp = self.datamodule.hparams
             speeds = plan.measure(self.model.hparams.arch, trainer.strategy.root_device, hp.batch_size,
                                   attack_batch=hp.attack_batch_size)  # fmt: skip
-            stages = plan.stages(self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds)
+            stages = plan.stages(
+                self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds, trainer.strategy.root_device
+            )
             for line in plan.describe(stages):
                 log.info(line)
 

@@ -100,8 +100,9 @@ def passes_per_image(attack: Attack) -> float:
     return 100.0
 
 
-def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> list[Stage]:
-    """Every stage of the run, in order, from the data module and the transfer callback."""
+def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds, device: torch.device) -> list[Stage]:
+    """Every stage of the run, in order, from the data module and the transfer callback; ``device``: the
+    run's (the data may still be on the CPU), whose default attack batch size keys some attacks' sets."""
     data.load_data()
     batch = data.hparams.batch_size  # the global batch, on any number of devices
     n_train, n_test = len(data.train_y), len(data.test_y)
@@ -117,7 +118,7 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds) -> 
     def sets(owner: str, key: str, attacks: dict, split: str, x, y, members: int = 1) -> list[Stage]:
         digest = data.train_digest if split == "train" and len(x) == len(data.train_x) else tensor_digest(x, y)
         chosen = data.hparams.attack_batch_size if split == "train" else transfer.attack_batch_size
-        attack_batch = adversarial_sets.attack_batch_size(chosen, x.device)
+        attack_batch = adversarial_sets.attack_batch_size(chosen, device)
         found = []
         for name, attack in attacks.items():
             _, path = adversarial_sets.set_path(key, name, attack, split, digest, data.hparams.cache_dir, attack_batch)
