@@ -184,6 +184,18 @@ def test_reproduce_skips_finished_runs_and_goes_on_after_failure(tmp_path, monke
         reproduce_mod.check_profile(results, "paper")
 
 
+def test_drivers_side_by_side_never_see_a_half_written_profile_marker(tmp_path, monkeypatch):
+    fresh = tmp_path / "paper"
+    reproduce_mod.check_profile(fresh, "paper")
+    assert (fresh / "PROFILE").read_text() == "paper\n" and [p.name for p in fresh.iterdir()] == ["PROFILE"]
+
+    def no_write(*args, **kwargs):
+        raise AssertionError("a claimed folder's marker was written again (a driver beside could read it empty)")
+
+    monkeypatch.setattr(Path, "write_text", no_write)
+    reproduce_mod.check_profile(fresh, "paper")  # the second driver of the profile
+
+
 def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint(tmp_path, monkeypatch, capsys):
     results = tmp_path / "quick"
     run = grid(2, "quick")[0]

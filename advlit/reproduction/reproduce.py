@@ -3,6 +3,7 @@
 import argparse
 import concurrent.futures
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -120,15 +121,21 @@ def grid(table: int | str, profile: str) -> list[Run]:
 
 
 def check_profile(results: Path, profile: str) -> None:
-    """Claim ``results`` for ``profile``; a folder holding another profile's runs is refused."""
+    """Claim ``results`` for ``profile``; a folder holding another profile's runs is refused. A claimed
+    folder's marker is never written again and a new one is written atomically, so drivers started
+    side by side never read it half-written."""
     marker = results / "PROFILE"
-    if marker.exists() and marker.read_text().strip() != profile:
-        raise ConfigError(
-            f"{results} holds runs of profile {marker.read_text().strip()!r}, not {profile!r}; "
-            "use another --results folder"
-        )
+    if marker.exists():
+        claimed = marker.read_text().strip()
+        if claimed != profile:
+            raise ConfigError(
+                f"{results} holds runs of profile {claimed!r}, not {profile!r}; use another --results folder"
+            )
+        return
     results.mkdir(parents=True, exist_ok=True)
-    marker.write_text(profile + "\n")
+    tmp = marker.with_name(f".PROFILE.{os.getpid()}.tmp")  # the driver does without torch, so not cache.atomic_write
+    tmp.write_text(f"{profile}\n")
+    os.replace(tmp, marker)
 
 
 def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str], seed: int = 0) -> list[str]:
