@@ -3,7 +3,6 @@
 import argparse
 import concurrent.futures
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from advlit.reproduction.run_settings import differing_settings, lookup, parsed_
 from advlit.runtime.checkpoints import newest_loadable
 from advlit.runtime.driver import child_env
 from advlit.runtime.errors import ConfigError, MissingDataError
+from advlit.runtime.files import atomic_write
 
 MIXES = ["clean", "fgsm", "jsma", "cw", "fgsm_jsma", "fgsm_cw", "jsma_cw", "fgsm_jsma_cw"]
 PROFILES = ["paper", "quick"]
@@ -133,9 +133,7 @@ def check_profile(results: Path, profile: str) -> None:
             )
         return
     results.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f".PROFILE.{os.getpid()}.tmp")  # the driver does without torch, so not cache.atomic_write
-    tmp.write_text(f"{profile}\n")
-    os.replace(tmp, marker)
+    atomic_write(f"{profile}\n".encode(), marker)
 
 
 def settings_changed(results: Path, run: Run, folder: Path, passthrough: list[str], seed: int = 0) -> list[str]:

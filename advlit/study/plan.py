@@ -49,7 +49,7 @@ def measure(
     at ``batch_size``, the per-image passes at ``attack_batch`` (None: the attacks' default, 1000 on a
     GPU and 100 on the CPU). The random number streams are restored afterwards, so the plan leaves the
     run's results untouched."""
-    attack_batch = attack_batch or (1000 if device.type == "cuda" else 100)
+    attack_batch = adversarial_sets.attack_batch_size(attack_batch, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return _measure(arch, device, batch_size, repeats, attack_batch)
 

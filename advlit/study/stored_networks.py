@@ -19,7 +19,8 @@ import torch
 
 from advlit.models.classifier import build_network
 from advlit.runtime.errors import ConfigError
-from advlit.study.cache import atomic_write, cache_root, made_path, made_seconds, record_made, weights_digest
+from advlit.runtime.files import atomic_write
+from advlit.study.cache import cache_root, made_path, made_seconds, record_made, weights_digest
 
 MANIFEST = "networks.json"
 

@@ -21,9 +21,10 @@ from torchvision.utils import make_grid
 from advlit.attacks import AttackName, build_attacks
 from advlit.runtime.devices import default_eval_batch, float_settings
 from advlit.runtime.errors import ConfigError
+from advlit.runtime.files import atomic_write
 from advlit.runtime.provenance import process_provenance
 from advlit.study import adversarial_sets, robustness, surrogate
-from advlit.study.cache import atomic_write, content_key, tensor_digest
+from advlit.study.cache import content_key, tensor_digest
 from advlit.study.controls import CONTROLS_VERSION
 from advlit.study.quality import set_quality
 from advlit.study.rank_check import check_ranks_agree
