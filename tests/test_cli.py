@@ -97,6 +97,12 @@ def test_the_plan_marks_each_stage_cached_or_to_make(mnist_dir, tmp_path, monkey
     assert sum("to make" in line for line in again) == 1 + 1, "only the defended network's training remains"
     assert any(re.match(r"epoch 1/1 done, \d+ s per epoch; about 0 min left", m) for m in
                [r.getMessage() for r in caplog.records if r.name == "advlit.runtime.progress"])  # fmt: skip
+    ckpt = sorted(tmp_path.rglob("epoch=0-step=*.ckpt"))[0]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="advlit"):
+        assert run_cli(*args[:-6], "--trainer.max_epochs", "2", *args[-4:], "--ckpt_path", str(ckpt)) == 0
+    resumed = [r.getMessage() for r in caplog.records if r.name == "advlit.cli"]
+    assert any(re.search(r"to make .* defended network: 2 epochs on .*, 1 done$", line) for line in resumed), resumed
 
 
 def test_measuring_speeds_leaves_the_random_streams_alone():

@@ -143,6 +143,28 @@ def test_the_plan_keys_a_set_that_draws_per_batch_with_the_runs_devices_batch_si
     assert sizes == [100, 1000], "the default attack batch of the run's device, as load_or_make picks it"
 
 
+def test_the_plan_counts_white_box_attacks_in_window_epochs_and_what_a_resumed_run_has_left(mnist_dir, tmp_path):
+    from advlit.study import plan
+
+    data = MNISTDataModule(str(mnist_dir), cache_dir=str(tmp_path), **LIGHT)  # 600 train, 200 test images
+    speeds = plan.Speeds(train_batch=1.0, grad_pass=0.01, forward=0.001)
+
+    def defended(**whitebox) -> plan.Stage:
+        transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path), window_start=3,
+                                      **whitebox)  # fmt: skip
+        return plan.stages(data, transfer, 5, 1, speeds, torch.device("cpu"))[-1]
+
+    none, both = defended(whitebox_attacks=[]), defended(whitebox_attacks=["fgsm", "pgd"], whitebox_images=50)
+    extra = [b - a for a, b in zip(none.epoch_seconds, both.epoch_seconds, strict=True)]
+    pgd_steps = TransferEvaluation(whitebox_attacks=["pgd"]).whitebox["pgd"].steps
+    per_epoch = 50 * ((1 + pgd_steps) * 0.01 + 2 * 0.001)  # FGSM's pass and PGD's, then a forward each to score
+    assert extra[:2] == [0.0, 0.0] and extra[2:] == pytest.approx([per_epoch] * 3), "window epochs 3-5 only"
+    assert both.seconds == pytest.approx(sum(both.epoch_seconds))
+    resumed = plan.remaining(both, plan.epochs_done("epoch=3-step=24.ckpt"), 5)  # 4 epochs behind it
+    assert resumed.seconds == pytest.approx(both.epoch_seconds[4]) and resumed.name.endswith(", 4 done")
+    assert plan.remaining(plan.Stage("net", False, 100.0), 4, 5).seconds == pytest.approx(20.0), "no per-epoch split"
+
+
 @pytest.mark.parametrize(
     "attack",
     [FGSM(0.2), JSMA(seed=3), CarliniWagnerL2(c_init=2.0, binary_search_steps=2, max_iterations=10, snap=0.002)],

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import random
-import re
 import warnings
 from collections.abc import Iterator
 
@@ -76,12 +75,6 @@ def run_stages(fit_flags: list[str], speeds: dict) -> tuple[list[Stage], int]:
         return stages, trainer.max_epochs
 
 
-def epochs_done(checkpoint_name: str | None) -> int:
-    """Epochs a run resuming from a Lightning checkpoint (``epoch=3-step=...``, 0-based) has behind it."""
-    found = re.match(r"epoch=(\d+)", checkpoint_name or "")
-    return int(found.group(1)) + 1 if found else 0
-
-
 def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
     """Lines of the plan of ``runs``: (label, ``advlit fit`` flags, checkpoint it resumes from or None).
     A run that cannot be built (missing data, a device this machine lacks) is a ConfigError naming it."""
@@ -97,14 +90,13 @@ def table_plan(runs: list[tuple[str, list[str], str | None]]) -> list[str]:
             raise ConfigError(f"cannot plan {label}: {err}") from None
         except Exception as err:  # Lightning's own (a device count this machine lacks, ...): one line
             raise ConfigError(f"cannot plan {label}: {type(err).__name__}: {err}") from None
-        done = min(epochs_done(resume_from), epochs)
+        done = min(plan.epochs_done(resume_from), epochs)
         todo = []
         for stage in stages:
             if stage.cached or (stage.key and stage.key in seen):
                 continue
             if not stage.key:  # the run's own network: what is left of its epochs
-                stage = Stage(stage.name + (f", {done} done" if done else ""), False,
-                              stage.seconds * (epochs - done) / max(epochs, 1))  # fmt: skip
+                stage = plan.remaining(stage, done, epochs)
             if stage.key:  # a network in two places of one run (A's, in ensemble E) is made once
                 seen.add(stage.key)
             todo.append(stage)

@@ -157,6 +157,9 @@ class AdvlitCLI(LightningCLI):
             stages = plan.stages(
                 self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds, trainer.strategy.root_device
             )
+            ckpt = self.config[self.subcommand].get("ckpt_path")
+            done = min(plan.epochs_done(Path(ckpt).name if ckpt else None), trainer.max_epochs)
+            stages[-1] = plan.remaining(stages[-1], done, trainer.max_epochs)  # the defended network: its epochs left
             for line in plan.describe(stages):
                 log.info(line)
 

@@ -7,6 +7,7 @@ per image of each attack is its expected number of such passes (an estimate: ear
 
 import dataclasses
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ class Stage:
     cached: bool
     seconds: float
     key: str = ""  # its cache file (shared by the runs that need it); "" for the run's own network
+    epoch_seconds: tuple[float, ...] = ()  # the run's own network: each epoch's share, for a resumed run
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,38 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds, dev
             out += sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y, len(members))
     copies = 1 + len(data.attacks)
     n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
-    train = max_epochs * (math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward)
-    out.append(Stage(f"defended network: {max_epochs} epochs on {copies * n_train:,} images, {n_sets} test sets", False,
-                     train))  # fmt: skip
+    epoch = math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward
+    whitebox, window = whitebox_epoch(transfer, n_test, speeds), range(0)
+    if transfer is not None:
+        window = range(transfer.window_start, (transfer.window_end or max_epochs) + 1)  # checked before a fit
+    each = tuple(epoch + (whitebox if e in window else 0.0) for e in range(1, max_epochs + 1))
+    name = f"defended network: {max_epochs} epochs on {copies * n_train:,} images, {n_sets} test sets"
+    out.append(Stage(name, False, sum(each), epoch_seconds=each))
     return out
+
+
+def whitebox_epoch(transfer, n_test: int, speeds: Speeds) -> float:
+    """Seconds of one window epoch's white-box attacks on the defended network: each attack's passes,
+    and a forward pass to score it, on the first ``whitebox_images`` test images."""
+    if transfer is None or not transfer.whitebox:
+        return 0.0
+    images = min(transfer.whitebox_images, n_test)
+    return sum(images * (passes_per_image(a) * speeds.grad_pass + speeds.forward) for a in transfer.whitebox.values())
+
+
+def remaining(stage: Stage, done: int, epochs: int) -> Stage:
+    """The run's own network of ``epochs`` after ``done`` of them (from a checkpoint): what is left."""
+    if not done:
+        return stage
+    left = stage.epoch_seconds[done:]
+    seconds = sum(left) if stage.epoch_seconds else stage.seconds * (epochs - done) / max(epochs, 1)
+    return Stage(f"{stage.name}, {done} done", False, seconds, stage.key, left)
+
+
+def epochs_done(checkpoint_name: str | None) -> int:
+    """Epochs a run resuming from a Lightning checkpoint (``epoch=3-step=...``, 0-based) has behind it."""
+    found = re.match(r"epoch=(\d+)", checkpoint_name or "")
+    return int(found.group(1)) + 1 if found else 0
 
 
 def describe(plan: list[Stage]) -> list[str]:
