@@ -133,7 +133,7 @@ def test_the_plan_keys_a_set_that_draws_per_batch_with_the_runs_devices_batch_si
     from advlit.study import plan
 
     data = MNISTDataModule(str(mnist_dir), cache_dir=str(tmp_path), **LIGHT)  # its data stay on the CPU
-    transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path))
+    transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path), window_start=1)
     transfer.attacks = {"a": DrawsPerBatch()}
     real, sizes = adversarial_sets.set_path, []
     monkeypatch.setattr(adversarial_sets, "set_path", lambda *a: sizes.append(a[-1]) or real(*a))
@@ -149,10 +149,10 @@ def test_the_plan_counts_white_box_attacks_in_window_epochs_and_what_a_resumed_r
     data = MNISTDataModule(str(mnist_dir), cache_dir=str(tmp_path), **LIGHT)  # 600 train, 200 test images
     speeds = plan.Speeds(train_batch=1.0, grad_pass=0.01, forward=0.001)
 
-    def defended(**whitebox) -> plan.Stage:
-        transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path), window_start=3,
-                                      **whitebox)  # fmt: skip
-        return plan.stages(data, transfer, 5, 1, speeds, torch.device("cpu"))[-1]
+    def defended(world_size: int = 1, window_start: int = 3, **whitebox) -> plan.Stage:
+        transfer = TransferEvaluation(attacks=["fgsm"], attacker_epochs=1, cache_dir=str(tmp_path),
+                                      window_start=window_start, **whitebox)  # fmt: skip
+        return plan.stages(data, transfer, 5, world_size, speeds, torch.device("cpu"))[-1]
 
     none, both = defended(whitebox_attacks=[]), defended(whitebox_attacks=["fgsm", "pgd"], whitebox_images=50)
     extra = [b - a for a, b in zip(none.epoch_seconds, both.epoch_seconds, strict=True)]
@@ -163,6 +163,10 @@ def test_the_plan_counts_white_box_attacks_in_window_epochs_and_what_a_resumed_r
     resumed = plan.remaining(both, plan.epochs_done("epoch=3-step=24.ckpt"), 5)  # 4 epochs behind it
     assert resumed.seconds == pytest.approx(both.epoch_seconds[4]) and resumed.name.endswith(", 4 done")
     assert plan.remaining(plan.Stage("net", False, 100.0), 4, 5).seconds == pytest.approx(20.0), "no per-epoch split"
+    two_ranks = defended(2, whitebox_attacks=["fgsm", "pgd"], whitebox_images=50)
+    assert two_ranks.epoch_seconds == pytest.approx([s / 2 for s in both.epoch_seconds]), "each rank does half"
+    with pytest.raises(ConfigError, match="epoch window 6-5"):
+        defended(window_start=6)
 
 
 @pytest.mark.parametrize(

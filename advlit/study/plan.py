@@ -19,6 +19,7 @@ from advlit.models import build_network
 from advlit.runtime.progress import duration
 from advlit.study import adversarial_sets, surrogate
 from advlit.study.cache import content_key, tensor_digest
+from advlit.study.transfer import check_window
 
 C_W_ABORT = 0.9  # share of C&W's iteration budget used with abort early (measured: 261-268 of 300)
 JSMA_STEPS = 70  # steps per image at gamma 0.2 on a LeNet5 (measured mean L0 50-75 for one pixel a step)
@@ -104,7 +105,8 @@ def passes_per_image(attack: Attack) -> float:
 
 def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds, device: torch.device) -> list[Stage]:
     """Every stage of the run, in order, from the data module and the transfer callback; ``device``: the
-    run's (the data may still be on the CPU), whose default attack batch size keys some attacks' sets."""
+    run's (the data may still be on the CPU), whose default attack batch size keys some attacks' sets.
+    A window outside the run's epochs is a ConfigError, as before a fit."""
     data.load_data()
     batch = data.hparams.batch_size  # the global batch, on any number of devices
     n_train, n_test = len(data.train_y), len(data.test_y)
@@ -148,10 +150,11 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds, dev
             out += sets(f"attacker {name}", key, transfer.attacks, "test", data.test_x, data.test_y, len(members))
     copies = 1 + len(data.attacks)
     n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
+    # training, scoring and the white-box attacks are split over the ranks (each trains on batch / world_size)
     epoch = math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward
-    whitebox, window = whitebox_epoch(transfer, n_test, speeds), range(0)
+    epoch, whitebox, window = epoch / world_size, whitebox_epoch(transfer, n_test, speeds) / world_size, range(0)
     if transfer is not None:
-        window = range(transfer.window_start, (transfer.window_end or max_epochs) + 1)  # checked before a fit
+        window = range(transfer.window_start, check_window(transfer.window_start, transfer.window_end, max_epochs) + 1)
     each = tuple(epoch + (whitebox if e in window else 0.0) for e in range(1, max_epochs + 1))
     name = f"defended network: {max_epochs} epochs on {copies * n_train:,} images, {n_sets} test sets"
     out.append(Stage(name, False, sum(each), epoch_seconds=each))
