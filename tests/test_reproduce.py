@@ -542,6 +542,33 @@ def test_a_setting_added_since_a_run_counts_only_where_the_command_moves_it(tmp_
         reproduce_mod.reproduce(2, "quick", tmp_path / "quick", ["--transfer.quantize=true"], only=["clean"])
 
 
+def test_the_batch_size_of_an_attack_that_draws_per_batch_counts_as_a_setting_of_the_run():
+    from advlit.attacks import ATTACKS
+    from advlit.reproduction.run_settings import PER_BATCH_ATTACKS, differing_settings
+
+    assert set(PER_BATCH_ATTACKS) == {name for name, cls in ATTACKS.items() if not cls.batch_consistent}
+
+    def config(train: list, transfer: list, whitebox: list, batch) -> dict:
+        return {"data": {"train_attacks": train, "attack_batch_size": batch},
+                "transfer": {"attacks": transfer, "whitebox_attacks": whitebox, "attack_batch_size": batch,
+                             "eval_batch_size": batch}}  # fmt: skip
+
+    def changed(*lists) -> list[str]:
+        return differing_settings(config(*lists, None), config(*lists, 1000), lambda: {})
+
+    assert changed(["fgsm"], ["fgsm", "cw"], ["pgd"]) == [], "advlit's own attacks: a batch size is not a setting"
+    assert changed(["torchattacks"], ["fgsm"], ["pgd"]) == ["data.attack_batch_size: None -> 1000"]
+    assert changed([], ["torchattacks"], ["pgd"]) == ["transfer.attack_batch_size: None -> 1000"]
+    assert changed([], ["fgsm"], ["torchattacks"]) == ["transfer.eval_batch_size: None -> 1000"], "white-box batch"
+
+
+def test_the_driver_and_its_settings_check_import_no_torch():
+    code = ("import sys; import advlit.reproduction.reproduce, advlit.reproduction.run_settings; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", "advlit reproduce starts without loading torch"
+
+
 def test_lookup_reads_a_dotted_key_and_gives_none_where_a_part_is_missing():
     config = {"data": {"seed": 3, "augment": None}, "seed_everything": 0}
     assert lookup(config, "data.seed") == 3 and lookup(config, "seed_everything") == 0

@@ -15,17 +15,30 @@ import yaml
 from advlit.runtime.config_diff import MISSING, config_changes
 
 # Settings that say where a run reads and writes, how fast it goes or what it logs, not what it computes (a key or
-# the start of one): a finished run counts as done whatever they were. The attack batch sizes are the exception for
-# an attack that draws per batch (torchattacks): its sets' keys hold them, but a finished run still counts as done.
+# the start of one): a finished run counts as done whatever they were, but see BATCHED_BY.
 NOT_COMPARED = ("data.data_dir", "data.download", "data.cache_dir", "data.progress", "data.eval_batch_size",
                 "data.attack_batch_size", "transfer.eval_batch_size", "transfer.attack_batch_size", "threads",
                 "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.logger",
                 "trainer.log_every_n_steps", "transfer.example_images", "ckpt_path", "weights_only")  # fmt: skip
 
 
-def compared(key: str) -> bool:
-    """Whether ``key`` (dotted) is a setting of what a run computes."""
-    return not any(key == k or key.startswith(k + ".") for k in NOT_COMPARED)
+# Registry names of the attacks whose random draws are per batch (``batch_consistent`` False), and the batch size
+# each list of attacks runs at: where such an attack is in the list, that batch size changes what the run computes.
+PER_BATCH_ATTACKS = ("torchattacks",)
+BATCHED_BY = {"data.train_attacks": "data.attack_batch_size", "transfer.attacks": "transfer.attack_batch_size",
+              "transfer.whitebox_attacks": "transfer.eval_batch_size"}  # fmt: skip
+
+
+def compared(key: str, also: tuple[str, ...] = ()) -> bool:
+    """Whether ``key`` (dotted) is a setting of what a run computes; ``also``: keys compared all the same."""
+    return key in also or not any(key == k or key.startswith(k + ".") for k in NOT_COMPARED)
+
+
+def batch_sizes_that_count(*configs: dict) -> tuple[str, ...]:
+    """The batch-size keys that change what a run with any of ``configs`` computes: those of its
+    attack lists that hold an attack drawing per batch (its sets' cache keys hold them)."""
+    return tuple(size for attacks, size in BATCHED_BY.items()
+                 if any(set(lookup(c, attacks) or []) & set(PER_BATCH_ATTACKS) for c in configs))  # fmt: skip
 
 
 class _Parsed(Exception):
@@ -87,10 +100,12 @@ def run_config(folder: Path) -> dict | None:
 
 def differing_settings(old: dict, now: dict, default) -> list[str]:
     """``key: then -> now`` for each setting of the finished run's config ``old`` that the config
-    ``now`` gives otherwise, leaving out :data:`NOT_COMPARED`. A setting ``old`` lacks (added to
-    advlit since the run) differs only where ``now`` moves it from its default: ``default()`` gives
-    the config of the same command without the extra flags (called only then)."""
-    changes = config_changes(old, now, lambda key: not compared(key), lambda: default() or {})
+    ``now`` gives otherwise, leaving out :data:`NOT_COMPARED` (save the batch sizes of attacks that
+    draw per batch, :func:`batch_sizes_that_count`). A setting ``old`` lacks (added to advlit since
+    the run) differs only where ``now`` moves it from its default: ``default()`` gives the config of
+    the same command without the extra flags (called only then)."""
+    also = batch_sizes_that_count(old, now)
+    changes = config_changes(old, now, lambda key: not compared(key, also), lambda: default() or {})
     return [f"{key}: not a setting of that run -> {value!r}" if then is MISSING
             else f"{key}: {then!r} -> {None if value is MISSING else value!r}"
             for key, then, value in changes]  # fmt: skip
