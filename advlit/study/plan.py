@@ -151,8 +151,9 @@ def stages(data, transfer, max_epochs: int, world_size: int, speeds: Speeds, dev
     copies = 1 + len(data.attacks)
     n_sets = 1 + (2 * len(transfer.attacks) * len(transfer.specs) if transfer is not None else 0)
     # training, scoring and the white-box attacks are split over the ranks (each trains on batch / world_size)
-    epoch = math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward
-    epoch, whitebox, window = epoch / world_size, whitebox_epoch(transfer, n_test, speeds) / world_size, range(0)
+    epoch = (math.ceil(copies * n_train / batch) * speeds.train_batch + n_sets * n_test * speeds.forward) / world_size
+    whitebox = whitebox_epoch(transfer, n_test, speeds) / world_size
+    window = range(0)  # the epochs with white-box attacks
     if transfer is not None:
         window = range(transfer.window_start, check_window(transfer.window_start, transfer.window_end, max_epochs) + 1)
     each = tuple(epoch + (whitebox if e in window else 0.0) for e in range(1, max_epochs + 1))
