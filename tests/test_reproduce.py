@@ -309,6 +309,13 @@ def test_stage_times_count_a_shared_cached_stage_once_and_training_per_run():
     assert machines.endswith("The runs were made on: not recorded in metrics.json.")
 
 
+def test_stage_times_show_the_range_of_a_stage_made_more_than_once():
+    first = {"made_s": {"attacker_A_cw_test_set_s": 1798.2}, "timings_s": {"training_s": 1.0}}
+    again = {"made_s": {"attacker_A_cw_test_set_s": 1084.4}, "timings_s": {"training_s": 1.0}}
+    line = report_mod.timings({2: {"clean": first, "fgsm": again, "jsma": again}})[0]
+    assert "attacker_A_cw_test_set 1084-1798 s (made 2 times)" in line, "not the largest alone"
+
+
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:
     write_table2(tmp_path, rows)
     md = report_mod.report(tmp_path, "quick", tmp_path / "out", [2]).read_text()

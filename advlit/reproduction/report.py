@@ -27,23 +27,27 @@ __all__ = ["control_match_rows", "controls_text", "findings", "main", "report", 
 
 def timings(tables: dict[int, dict]) -> list[str]:
     """Wall time per stage of each table: the time a cached stage (network, set) took to make,
-    wherever it was made (``made_s``; shared by the table's runs, so counted once), and the rest
+    wherever it was made (``made_s``; shared by the table's runs, so counted once; a stage the runs
+    record with different times was made more than once, and shows its range), and the rest
     (training, white-box scoring; stages of runs older than ``made_s``) summed over the runs."""
     lines = []
     for table, runs in sorted(tables.items()):
         records = [rec for rec in runs.values() if rec]
-        made: dict[str, float] = {}
+        made: dict[str, set[int]] = {}
         for rec in records:
             for stage, seconds in rec.get("made_s", {}).items():
                 if seconds is not None:
-                    made[stage] = max(made.get(stage, 0.0), seconds)
-        total = dict(made)
+                    made.setdefault(stage, set()).add(round(seconds))
+        total = {stage: f"{min(times)} s" if len(times) == 1 else f"{min(times)}-{max(times)} s (made {len(times)} times)"
+                 for stage, times in made.items()}  # fmt: skip
+        summed: dict[str, float] = {}
         for rec in records:
             for stage, seconds in rec.get("timings_s", {}).items():
                 if stage not in made:
-                    total[stage] = total.get(stage, 0.0) + seconds
+                    summed[stage] = summed.get(stage, 0.0) + seconds
+        total |= {stage: f"{seconds:.0f} s" for stage, seconds in summed.items()}
         if total:
-            lines.append(f"- Table {table}: " + ", ".join(f"{STAGE_NAMES.get(k, k[:-2])} {v:.0f} s"
+            lines.append(f"- Table {table}: " + ", ".join(f"{STAGE_NAMES.get(k, k[:-2])} {v}"
                                                           for k, v in sorted(total.items())))  # fmt: skip
     done = [rec for runs in tables.values() for rec in runs.values() if rec]
     machines = sorted({machine_words(rec) for rec in done})
