@@ -215,6 +215,19 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
+def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(tmp_path):
+    from advlit.runtime.checkpoints import epochs_behind
+
+    torch.save({"epoch": 3, "state_dict": {}}, tmp_path / "renamed.ckpt")
+    assert epochs_behind(str(tmp_path / "renamed.ckpt"), tmp_path) == 4, "epoch 3 (0-based) saved at its end"
+    assert epochs_behind("last", tmp_path) == 0, "no last*.ckpt (no save_last): Lightning starts from scratch"
+    torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
+    torch.save({"epoch": 6, "state_dict": {}}, tmp_path / "last-v1.ckpt")
+    os.utime(tmp_path / "last.ckpt", (1, 1))
+    assert epochs_behind("last", tmp_path) == 7, "the newest last*.ckpt, as Lightning picks it"
+    assert epochs_behind(None, tmp_path) == epochs_behind("best", tmp_path) == 0
+
+
 def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADVLIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(subprocess, "call", lambda cmd, **_: pytest.fail("a plan launched a run"))

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from advlit.data.tensor_data import check_divisible
 from advlit.runtime.config_diff import MISSING, config_changes
+from advlit.runtime.checkpoints import epochs_behind
 from advlit.runtime.devices import exact_fp32
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import EpochOfTotal, progress_bar
@@ -158,7 +159,7 @@ class AdvlitCLI(LightningCLI):
                 self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds, trainer.strategy.root_device
             )
             ckpt = self.config[self.subcommand].get("ckpt_path")
-            done = min(plan.epochs_done(Path(ckpt).name if ckpt else None), trainer.max_epochs)
+            done = min(epochs_behind(ckpt and str(ckpt), Path(trainer.log_dir) / "checkpoints"), trainer.max_epochs)
             stages[-1] = plan.remaining(stages[-1], done, trainer.max_epochs)  # the defended network: its epochs left
             for line in plan.describe(stages):
                 log.info(line)
