@@ -215,17 +215,17 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
-def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(tmp_path):
+def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(tmp_path, monkeypatch):
     from advlit.runtime.checkpoints import epochs_behind
+    from advlit.study.experiment import lightning_keyword
 
     torch.save({"epoch": 3, "state_dict": {}}, tmp_path / "renamed.ckpt")
-    assert epochs_behind(str(tmp_path / "renamed.ckpt"), tmp_path) == 4, "epoch 3 (0-based) saved at its end"
-    assert epochs_behind("last", tmp_path) == 0, "no last*.ckpt (no save_last): Lightning starts from scratch"
-    torch.save({"epoch": 1, "state_dict": {}}, tmp_path / "last.ckpt")
-    torch.save({"epoch": 6, "state_dict": {}}, tmp_path / "last-v1.ckpt")
-    os.utime(tmp_path / "last.ckpt", (1, 1))
-    assert epochs_behind("last", tmp_path) == 7, "the newest last*.ckpt, as Lightning picks it"
-    assert epochs_behind(None, tmp_path) == epochs_behind("best", tmp_path) == 0
+    assert epochs_behind(str(tmp_path / "renamed.ckpt")) == 4, "epoch 3 (0-based) saved at its end"
+    (tmp_path / "cut.ckpt").write_bytes(b"cut short by a kill")
+    assert epochs_behind(str(tmp_path / "cut.ckpt")) == epochs_behind(None) == 0, "an estimate never fails"
+    monkeypatch.chdir(tmp_path)
+    torch.save({"epoch": 6, "state_dict": {}}, tmp_path / "best")
+    assert lightning_keyword("best") and lightning_keyword("registry:x") and not lightning_keyword("renamed.ckpt")
 
 
 def test_plan_estimates_every_unfinished_run_and_counts_shared_stages_once(mnist_dir, tmp_path, monkeypatch, capsys):
@@ -327,6 +327,9 @@ def test_stage_times_show_the_range_of_a_stage_made_more_than_once():
     again = {"made_s": {"attacker_A_cw_test_set_s": 1084.4}, "timings_s": {"training_s": 1.0}}
     line = report_mod.timings({2: {"clean": first, "fgsm": again, "jsma": again}})[0]
     assert "attacker_A_cw_test_set 1084-1798 s (made 2 times)" in line, "not the largest alone"
+    close = [{"made_s": {"attacker_A_fgsm_test_set_s": s}, "timings_s": {}} for s in (7.36, 6.963, 6.9631)]
+    line = report_mod.timings({2: dict(zip(("clean", "fgsm", "jsma"), close, strict=True))})[0]
+    assert "attacker_A_fgsm_test_set 7 s (made 2 times)" in line, "two makes in the same second; the note's ms"
 
 
 def verdicts(tmp_path: Path, rows: dict) -> dict[str, str]:

@@ -25,6 +25,14 @@ from advlit.runtime.errors import ConfigError
 __all__ = ["control_match_rows", "controls_text", "findings", "main", "report", "timings"]
 
 
+def made_range(times: set[float]) -> str:
+    """A cached stage's making time, or the range of its times and how many, where it was made more than once."""
+    low, high = round(min(times)), round(max(times))
+    if len(times) == 1:
+        return f"{low} s"
+    return f"{low} s (made {len(times)} times)" if low == high else f"{low}-{high} s (made {len(times)} times)"
+
+
 def timings(tables: dict[int, dict]) -> list[str]:
     """Wall time per stage of each table: the time a cached stage (network, set) took to make,
     wherever it was made (``made_s``; shared by the table's runs, so counted once; a stage the runs
@@ -33,13 +41,12 @@ def timings(tables: dict[int, dict]) -> list[str]:
     lines = []
     for table, runs in sorted(tables.items()):
         records = [rec for rec in runs.values() if rec]
-        made: dict[str, set[int]] = {}
+        made: dict[str, set[float]] = {}
         for rec in records:
             for stage, seconds in rec.get("made_s", {}).items():
-                if seconds is not None:
-                    made.setdefault(stage, set()).add(round(seconds))
-        total = {stage: f"{min(times)} s" if len(times) == 1 else f"{min(times)}-{max(times)} s (made {len(times)} times)"
-                 for stage, times in made.items()}  # fmt: skip
+                if seconds is not None:  # to the ms, as the note beside the cache entry keeps it
+                    made.setdefault(stage, set()).add(round(seconds, 3))
+        total = {stage: made_range(times) for stage, times in made.items()}
         summed: dict[str, float] = {}
         for rec in records:
             for stage, seconds in rec.get("timings_s", {}).items():
@@ -51,8 +58,9 @@ def timings(tables: dict[int, dict]) -> list[str]:
                                                           for k, v in sorted(total.items())))  # fmt: skip
     done = [rec for runs in tables.values() for rec in runs.values() if rec]
     machines = sorted({machine_words(rec) for rec in done})
-    lines += ["", "The attackers' networks and sets are made once and shared by the tables (listed under each); "
-              "a cached stage's time is that of the machine that made it. The runs were made on: "
+    lines += ["", "The attackers' networks and sets are shared by the tables (listed under each); a cached stage's "
+              "time is that of the machine that made it, and a stage the table's runs record as made more than "
+              "once (the cache made again) shows the range of its times. The runs were made on: "
               + "; ".join(machines) + "."]  # fmt: skip
     return lines
 

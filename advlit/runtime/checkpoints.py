@@ -25,22 +25,20 @@ def newest_loadable(folder: Path) -> Path | None:
     return None
 
 
-def epochs_behind(ckpt_path: str | None, folder: Path) -> int:
-    """Epochs a fit resumed with ``--ckpt_path`` has behind it (0 for none), read from the checkpoint
-    Lightning will load: a file's own ``epoch`` (saved at an epoch's end, 0-based), whatever its name;
-    for ``last``, the newest ``last*.ckpt`` in the run's checkpoint ``folder``, as Lightning picks it
-    (none without ``save_last``: Lightning then starts from scratch). Other keywords: 0."""
+def epochs_behind(ckpt_path: str | None) -> int:
+    """Epochs a fit resumed with ``--ckpt_path`` has behind it, read from the checkpoint file itself
+    (its ``epoch``, 0-based, saved at that epoch's end), whatever its name; 0 for none, for one of
+    Lightning's keywords (``last``, ``best``, ...) and for a file that does not load."""
     import torch
 
-    if ckpt_path == "last":
-        last = sorted(folder.glob("last*.ckpt"), key=_mtime)
-        path = last[-1] if last else None
-    else:
-        path = Path(ckpt_path) if ckpt_path and Path(ckpt_path).is_file() else None
-    if path is None:
+    path = Path(ckpt_path) if ckpt_path else None
+    if path is None or not path.is_file():
         return 0
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return int(state["epoch"]) + 1 if isinstance(state, dict) and "epoch" in state else 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["epoch"]) + 1
+    except Exception:  # noqa: BLE001 - an estimate never stops a run; Lightning's own load reports the file
+        return 0
 
 
 def _mtime(path: Path) -> float:

@@ -16,8 +16,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from advlit.data.tensor_data import check_divisible
-from advlit.runtime.config_diff import MISSING, config_changes
 from advlit.runtime.checkpoints import epochs_behind
+from advlit.runtime.config_diff import MISSING, config_changes
 from advlit.runtime.devices import exact_fp32
 from advlit.runtime.errors import ConfigError
 from advlit.runtime.progress import EpochOfTotal, progress_bar
@@ -159,7 +159,7 @@ class AdvlitCLI(LightningCLI):
                 self.datamodule, transfer, trainer.max_epochs, trainer.world_size, speeds, trainer.strategy.root_device
             )
             ckpt = self.config[self.subcommand].get("ckpt_path")
-            done = min(epochs_behind(ckpt and str(ckpt), Path(trainer.log_dir) / "checkpoints"), trainer.max_epochs)
+            done = min(epochs_behind(None if lightning_keyword(ckpt) else ckpt), trainer.max_epochs)
             stages[-1] = plan.remaining(stages[-1], done, trainer.max_epochs)  # the defended network: its epochs left
             for line in plan.describe(stages):
                 log.info(line)
@@ -173,9 +173,14 @@ def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+def lightning_keyword(ckpt_path: str | None) -> bool:
+    """Whether ``--ckpt_path`` is a keyword Lightning resolves itself (``last``, ``registry:...``), not a file."""
+    return bool(ckpt_path) and (str(ckpt_path) in CKPT_KEYWORDS or str(ckpt_path).startswith("registry:"))
+
+
 def check_checkpoint(ckpt_path: str | None) -> None:
     """A ConfigError, before any work, when ``--ckpt_path`` names no readable checkpoint file."""
-    if not ckpt_path or str(ckpt_path) in CKPT_KEYWORDS or str(ckpt_path).startswith("registry:"):
+    if not ckpt_path or lightning_keyword(ckpt_path):
         return
     path = Path(ckpt_path)
     if not path.is_file():
