@@ -215,7 +215,7 @@ def test_reproduce_resumes_an_unfinished_run_from_its_newest_loadable_checkpoint
     assert not run_folder(results, run).exists(), "the unfinished run's files go, so its config.yaml cannot block"
 
 
-def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(tmp_path, monkeypatch):
+def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(tmp_path):
     from advlit.runtime.checkpoints import epochs_behind
     from advlit.study.experiment import lightning_keyword
 
@@ -223,8 +223,6 @@ def test_a_resumed_fit_counts_the_epochs_its_checkpoint_holds_whatever_its_name(
     assert epochs_behind(str(tmp_path / "renamed.ckpt")) == 4, "epoch 3 (0-based) saved at its end"
     (tmp_path / "cut.ckpt").write_bytes(b"cut short by a kill")
     assert epochs_behind(str(tmp_path / "cut.ckpt")) == epochs_behind(None) == 0, "an estimate never fails"
-    monkeypatch.chdir(tmp_path)
-    torch.save({"epoch": 6, "state_dict": {}}, tmp_path / "best")
     assert lightning_keyword("best") and lightning_keyword("registry:x") and not lightning_keyword("renamed.ckpt")
 
 

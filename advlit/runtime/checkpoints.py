@@ -27,8 +27,9 @@ def newest_loadable(folder: Path) -> Path | None:
 
 def epochs_behind(ckpt_path: str | None) -> int:
     """Epochs a fit resumed with ``--ckpt_path`` has behind it, read from the checkpoint file itself
-    (its ``epoch``, 0-based, saved at that epoch's end), whatever its name; 0 for none, for one of
-    Lightning's keywords (``last``, ``best``, ...) and for a file that does not load."""
+    (its ``epoch``, 0-based, saved at that epoch's end), whatever its name; 0 for none, for a path that
+    is not a file and for a file that does not load. Lightning's keywords (``last``, ``best``, ...) are
+    the caller's to leave out (``experiment.lightning_keyword``): a file may carry such a name."""
     import torch
 
     path = Path(ckpt_path) if ckpt_path else None
