@@ -1019,6 +1019,21 @@ def test_a_run_records_the_settings_that_pin_its_cpu_kernels(monkeypatch):
     assert report_mod.machine_words(record).startswith("X (") and " pinned" in report_mod.machine_words(record)
 
 
+def test_a_run_records_the_vector_extensions_its_cpu_offers_beside_the_pinned_ones(tmp_path):
+    from advlit.runtime.provenance import cpu_extensions
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_bf16\n")
+    assert cpu_extensions(info) == ["avx2", "avx512f", "avx512_bf16"]
+    info.write_text("processor\t: 0\nFeatures\t: fp asimd\n")  # an ARM CPU names no x86 flags
+    assert cpu_extensions(info) is None
+    assert cpu_extensions(tmp_path / "absent") is None
+    machine = {"cpu": "X", "cores": 2, "cpu_capability": "AVX2", "kernel_pins": {"ATEN_CPU_CAPABILITY": "avx2"},
+               "cpu_extensions": ["avx2", "avx512f"]}  # fmt: skip
+    words = report_mod.machine_words({"device": "cpu", "torch_threads": 1, "provenance": {"machine": machine}})
+    assert words == "X (2 cores, AVX2 pinned, CPU offers avx2 avx512f), 1 thread(s), cpu"
+
+
 def test_one_diagonal_cell_under_95_decides_finding_b_before_the_other_rows_run():
     from advlit.reproduction.report_findings import findings
 

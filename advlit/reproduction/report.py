@@ -70,14 +70,15 @@ STAGE_NAMES = {"training_s": "training and scoring (white-box included)", "white
 
 
 def machine_words(rec: dict) -> str:
-    """``AMD EPYC (2 cores, AVX2), 1 thread, cpu`` from a run's provenance (``not recorded in
-    metrics.json`` where it has none)."""
+    """``AMD EPYC (2 cores, AVX2 pinned, CPU offers avx2 avx512f), 1 thread(s), cpu`` from a run's
+    provenance (``not recorded in metrics.json`` where it has none)."""
     machine = (rec.get("provenance") or {}).get("machine")
     if not machine:
         return "not recorded in metrics.json"
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
     pinned = " pinned" if machine.get("kernel_pins") else ""
-    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{pinned}{gpu}), "
+    offers = f", CPU offers {' '.join(machine['cpu_extensions'])}" if machine.get("cpu_extensions") else ""
+    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{pinned}{offers}{gpu}), "
             f"{rec.get('torch_threads', machine.get('torch_threads'))} thread(s), {rec.get('device')}")  # fmt: skip
 
 

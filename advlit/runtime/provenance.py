@@ -29,6 +29,23 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+# x86 vector extensions whose kernels round floats differently (docs/reproduction.md)
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def cpu_extensions(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
+    """Which of :data:`VECTOR_EXTENSIONS` the CPU offers (Linux: the ``flags`` of ``cpuinfo``), whatever
+    torch is pinned to use; None where the OS does not say (another OS, an ARM CPU)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [name for name in VECTOR_EXTENSIONS if name in flags]
+    except OSError:
+        pass
+    return None
+
+
 # Settings that pin the CPU kernels of torch (ATen), oneDNN and MKL below what the CPU offers
 # (docs/reproduction.md, "Networks that outlive a machine")
 KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
@@ -36,15 +53,15 @@ KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIO
 
 def machine() -> dict:
     """The hardware a figure comes from: CPU model, cores this process may use, torch's threads, the
-    CPU's vector extensions torch uses, the settings that pin them (``kernel_pins``) and the GPU
-    (None without one)."""
+    CPU's vector extensions torch uses, the settings that pin them (``kernel_pins``), those the CPU
+    offers (``cpu_extensions``) and the GPU (None without one)."""
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     pins = {name: os.environ[name] for name in KERNEL_PINS if os.environ.get(name)}
     return {"cpu": cpu_model(), "cores": cores, "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "kernel_pins": pins, "gpu": gpu}  # fmt: skip
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "kernel_pins": pins, "cpu_extensions": cpu_extensions(), "gpu": gpu}  # fmt: skip
 
 
 def provenance() -> dict:
