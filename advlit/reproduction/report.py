@@ -78,7 +78,8 @@ def machine_words(rec: dict) -> str:
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu") else ""
     pinned = " pinned" if machine.get("kernel_pins") else ""
     offers = f", CPU offers {' '.join(machine['cpu_extensions'])}" if machine.get("cpu_extensions") else ""
-    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('cpu_capability')}{pinned}{offers}{gpu}), "
+    kernels = f"{machine.get('cpu_capability')}{pinned}{offers}{gpu}"
+    return (f"{machine.get('cpu')} ({machine.get('cores')} cores, {kernels}), "
             f"{rec.get('torch_threads', machine.get('torch_threads'))} thread(s), {rec.get('device')}")  # fmt: skip
 
 

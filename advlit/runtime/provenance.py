@@ -61,7 +61,8 @@ def machine() -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     pins = {name: os.environ[name] for name in KERNEL_PINS if os.environ.get(name)}
     return {"cpu": cpu_model(), "cores": cores, "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "kernel_pins": pins, "cpu_extensions": cpu_extensions(), "gpu": gpu}  # fmt: skip
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "kernel_pins": pins,
+            "cpu_extensions": cpu_extensions(), "gpu": gpu}  # fmt: skip
 
 
 def provenance() -> dict:
