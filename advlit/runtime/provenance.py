@@ -18,15 +18,20 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), else ``platform.processor()``."""
+def cpuinfo_field(name: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first value of the field ``name`` in ``cpuinfo`` (Linux); None where the file or field is absent."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or None
+    return None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name as the OS reports it (Linux: /proc/cpuinfo), else ``platform.processor()``."""
+    return cpuinfo_field("model name") or platform.processor() or None
 
 
 # x86 vector extensions whose kernels round floats differently (docs/reproduction.md)
@@ -36,14 +41,10 @@ VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
 def cpu_extensions(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str] | None:
     """Which of :data:`VECTOR_EXTENSIONS` the CPU offers (Linux: the ``flags`` of ``cpuinfo``), whatever
     torch is pinned to use; None where the OS does not say (another OS, an ARM CPU)."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [name for name in VECTOR_EXTENSIONS if name in flags]
-    except OSError:
-        pass
-    return None
+    flags = cpuinfo_field("flags", cpuinfo)
+    if flags is None:
+        return None
+    return [name for name in VECTOR_EXTENSIONS if name in flags.split()]
 
 
 # Settings that pin the CPU kernels of torch (ATen), oneDNN and MKL below what the CPU offers
